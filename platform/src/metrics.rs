@@ -1,0 +1,42 @@
+//! The Prometheus recorder and the name of every metric, in one place.
+//!
+//! Labels stay low-cardinality: route templates, methods, status codes, dependency names; never user,
+//! channel or app ids.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS_TOTAL: &str = "chatsdk_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "chatsdk_http_request_duration_seconds";
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "chatsdk_http_requests_in_flight";
+pub const DEPENDENCY_UP: &str = "chatsdk_dependency_up";
+pub const DEPENDENCY_PROBE_DURATION_SECONDS: &str = "chatsdk_dependency_probe_duration_seconds";
+pub const BUILD_INFO: &str = "chatsdk_build_info";
+
+const LATENCY_BUCKETS_SECONDS: &[f64] =
+    &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder, installed on first use. Several services started in one test process
+/// share it, which is harmless: every series carries the `service` label.
+pub fn prometheus() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS_SECONDS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// Records the build as a gauge so dashboards can tell versions apart.
+pub fn describe_service(service: &'static str) {
+    prometheus();
+    metrics::gauge!(BUILD_INFO, "service" => service, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}

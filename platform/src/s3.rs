@@ -1,0 +1,85 @@
+//! S3 client setup (any S3-compatible endpoint; garage locally) and the readiness probe.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+use crate::ops::Probe;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Custom endpoint (garage, MinIO…); `None` means AWS's regional endpoint.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    /// Path-style URLs (`endpoint/bucket/key`), required by most local S3 servers.
+    pub force_path_style: bool,
+    /// Upper bound of one S3 call, retries included.
+    pub operation_timeout_ms: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: Some("http://127.0.0.1:13900".to_owned()),
+            region: "us-east-1".to_owned(),
+            bucket: "chatsdk-local".to_owned(),
+            access_key_id: None,
+            secret_access_key: None,
+            force_path_style: true,
+            operation_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl S3Config {
+    pub fn client(&self) -> anyhow::Result<aws_sdk_s3::Client> {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_millis(self.operation_timeout_ms))
+            .build();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .force_path_style(self.force_path_style)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(key_id), Some(secret)) => {
+                builder = builder.credentials_provider(Credentials::new(
+                    key_id,
+                    secret.expose(),
+                    None,
+                    None,
+                    "chatsdk-config",
+                ));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("s3.access_key_id and s3.secret_access_key must be set together"),
+        }
+        Ok(aws_sdk_s3::Client::from_conf(builder.build()))
+    }
+
+    /// Readiness: `HeadBucket` on the configured bucket with the configured credentials.
+    pub fn readiness_probe(&self, client: aws_sdk_s3::Client) -> Probe {
+        let bucket = self.bucket.clone();
+        Probe::new("s3", Duration::from_millis(self.operation_timeout_ms), move || {
+            let request = client.head_bucket().bucket(&bucket);
+            async move {
+                request.send().await.map_err(aws_sdk_s3::Error::from).context("HeadBucket")?;
+                Ok(())
+            }
+        })
+    }
+}

@@ -1,0 +1,48 @@
+//! sqlx against the real PostgreSQL of the local stack.
+
+#![allow(clippy::unwrap_used)]
+
+use chatsdk_platform::config::Secret;
+use chatsdk_platform::postgres::{MIGRATOR, PostgresConfig};
+use chatsdk_testkit::{Stack, TestDatabase, unused_port};
+
+#[tokio::test]
+async fn migrations_apply_to_a_fresh_database_and_reapply_as_a_no_op() {
+    let stack = Stack::from_env();
+    let database = TestDatabase::create(&stack).await;
+
+    MIGRATOR.run(&database.pool).await.unwrap();
+    MIGRATOR.run(&database.pool).await.unwrap();
+
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&database.pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, MIGRATOR.iter().count() as i64);
+    // The checkpoint table enforces its invariants.
+    sqlx::query("INSERT INTO projector_checkpoints (consumer, topic, partition, next_offset) VALUES ('c', 't', 0, 0)")
+        .execute(&database.pool)
+        .await
+        .unwrap();
+    let negative = sqlx::query(
+        "INSERT INTO projector_checkpoints (consumer, topic, partition, next_offset) VALUES ('c', 't', 1, -1)",
+    )
+    .execute(&database.pool)
+    .await;
+    assert!(negative.is_err(), "a negative offset was accepted");
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn readiness_probe_passes_on_the_stack_and_fails_on_a_closed_port() {
+    let stack = Stack::from_env();
+    let live = stack.postgres.readiness_probe(stack.postgres.pool().unwrap());
+    live.check().await.unwrap_or_else(|error| panic!("PostgreSQL of the stack: {error}"));
+
+    let dead = PostgresConfig {
+        url: Secret::new(format!("postgres://chatsdk@127.0.0.1:{}/chatsdk", unused_port())),
+        ..stack.postgres.clone()
+    };
+    let error = dead.readiness_probe(dead.pool().unwrap()).check().await.err().unwrap_or_default();
+    assert!(!error.is_empty(), "a probe against a closed port passed");
+}

@@ -1,0 +1,75 @@
+//! The projector's configuration (see docs/configuration.md).
+
+use std::path::Path;
+
+use chatsdk_platform::config::{self, ConfigError, HttpConfig, LogConfig, ensure};
+use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_platform::postgres::PostgresConfig;
+use chatsdk_platform::registry::RegistryConfig;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_PORT: u16 = 18170;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Ops endpoints only (`/healthz`, `/readyz`, `/metrics`).
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub kafka: KafkaConfig,
+    pub postgres: PostgresConfig,
+    pub registry: RegistryConfig,
+    /// Longest pause between two attempts to apply the migrations while PostgreSQL is unreachable.
+    pub migration_retry_max_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::on_port(DEFAULT_PORT),
+            log: LogConfig::default(),
+            kafka: KafkaConfig::default(),
+            postgres: PostgresConfig::default(),
+            registry: RegistryConfig::default(),
+            migration_retry_max_ms: 5_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let loaded: Self = config::load(file)?;
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    /// Cross-field checks, run once at start.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        // On SIGTERM the projector finishes its batch before leaving the group; if that took longer than
+        // the session timeout, the group would hand its partitions to another member mid-batch.
+        ensure(self.http.drain_timeout_ms < self.kafka.session_timeout_ms, || {
+            format!(
+                "http.drain_timeout_ms ({}) must be below kafka.session_timeout_ms ({})",
+                self.http.drain_timeout_ms, self.kafka.session_timeout_ms
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn drain_longer_than_the_group_session_is_rejected() {
+        let mut config = Config::default();
+        config.http.drain_timeout_ms = config.kafka.session_timeout_ms;
+        let error = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error.contains("kafka.session_timeout_ms"), "{error}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Helpers for tests that talk to the real local stack (`infra/local/stack up`).
+//!
+//! The stack's addresses come from the same `CHATSDK_*` variables the services read (`./dev test` exports
+//! them; by hand: `eval "$(infra/local/stack env)"`). A component that is not reachable fails the test with
+//! a message saying so; nothing is skipped.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed expectation is a test failure
+
+pub mod service;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chatsdk_platform::config;
+use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_platform::postgres::PostgresConfig;
+use chatsdk_platform::registry::RegistryConfig;
+use chatsdk_platform::s3::S3Config;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnectOptions;
+// Database names are generated here (`test_` + a UUID), never taken from input.
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+
+/// The local stack's settings, as the services would load them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stack {
+    pub kafka: KafkaConfig,
+    pub postgres: PostgresConfig,
+    pub registry: RegistryConfig,
+    pub s3: S3Config,
+}
+
+const HOW_TO_START: &str = "start the stack with `infra/local/stack up` and run tests through `./dev test` \
+                            (or export the variables printed by `infra/local/stack env`)";
+
+impl Stack {
+    pub fn from_env() -> Self {
+        config::load(None).unwrap_or_else(|error| panic!("loading the stack settings: {error}"))
+    }
+}
+
+/// Polls `condition` until it yields `Some`, failing the test after `deadline`. Never a fixed sleep:
+/// the poll interval only bounds how often we ask.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A database of its own for one test, created empty on the stack's PostgreSQL.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+    admin_options: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn create(stack: &Stack) -> Self {
+        let admin_options: PgConnectOptions = stack.postgres.url.expose().parse().unwrap();
+        let mut admin = PgConnection::connect_with(&admin_options).await.unwrap_or_else(|error| {
+            panic!("PostgreSQL unreachable at {}: {error}; {HOW_TO_START}", describe(&admin_options))
+        });
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await.unwrap();
+        let url = with_database(stack.postgres.url.expose(), &name);
+        let mut config = stack.postgres.clone();
+        config.url = config::Secret::new(url.clone());
+        let pool = config.pool().unwrap();
+        Self { name, url, pool, admin_options }
+    }
+
+    /// Drops the database (closing this pool first). Call it at the end of a test that passed.
+    pub async fn drop_database(self) {
+        self.pool.close().await;
+        let mut admin = PgConnection::connect_with(&self.admin_options).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+fn describe(options: &PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// Replaces the database name (the path) of a `postgres://` URL.
+fn with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+    let authority_end = without_query.find("://").map_or(0, |index| index + 3);
+    let base = match without_query[authority_end..].find('/') {
+        Some(slash) => &without_query[..authority_end + slash],
+        None => without_query,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Creates a topic with a random name, so tests never share data, and waits until it is usable.
+pub async fn create_topic(stack: &Stack, prefix: &str, partitions: i32) -> String {
+    let admin: AdminClient<DefaultClientContext> =
+        stack.kafka.consumer_config("chatsdk-testkit", None).create().unwrap();
+    let name = format!("test.{prefix}.{}", uuid::Uuid::new_v4().simple());
+    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = tokio::time::timeout(Duration::from_secs(20), admin.create_topics([&topic], &options))
+        .await
+        .unwrap_or_else(|_| panic!("Kafka at {} did not answer CreateTopics; {HOW_TO_START}", stack.kafka.brokers))
+        .unwrap_or_else(|error| panic!("Kafka at {} unreachable: {error}; {HOW_TO_START}", stack.kafka.brokers));
+    for result in results {
+        result.unwrap_or_else(|(topic, error)| panic!("creating topic {topic}: {error}"));
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_name_is_replaced_and_query_kept() {
+        assert_eq!(with_database("postgres://u:p@h:1/chatsdk", "t1"), "postgres://u:p@h:1/t1");
+        assert_eq!(
+            with_database("postgres://u:p@h:1/chatsdk?sslmode=disable", "t1"),
+            "postgres://u:p@h:1/t1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:1", "t1"), "postgres://h:1/t1");
+    }
+}
+
+/// A loopback port with nothing listening (bound, then released), for "dependency down" tests.
+pub fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
