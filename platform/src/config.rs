@@ -231,7 +231,7 @@ mod tests {
     fn a_wrongly_typed_value_names_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env("CHATSDK_HTTP__REQUEST_TIMEOUT_MS", "soon");
-            let error = load::<Sample>(None).err().map(|error| error.to_string()).unwrap_or_default();
+            let error = load::<Sample>(None).err().map(|error| error.to_string().to_lowercase()).unwrap_or_default();
             assert!(error.contains("request_timeout_ms"), "{error}");
             Ok(())
         });
@@ -241,7 +241,7 @@ mod tests {
     fn an_unknown_key_in_a_section_is_rejected() {
         Jail::expect_with(|jail| {
             jail.set_env("CHATSDK_HTTP__BINDD", "127.0.0.1:1");
-            let error = load::<Sample>(None).err().map(|error| error.to_string()).unwrap_or_default();
+            let error = load::<Sample>(None).err().map(|error| error.to_string().to_lowercase()).unwrap_or_default();
             assert!(error.contains("bindd"), "{error}");
             Ok(())
         });

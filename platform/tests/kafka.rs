@@ -47,7 +47,10 @@ async fn same_key_lands_in_one_partition_in_order() {
     assert!(positions.iter().all(|(other, _)| *other == partition), "one key, several partitions: {positions:?}");
     assert!(positions.windows(2).all(|pair| pair[1].1 == pair[0].1 + 1), "offsets not in send order: {positions:?}");
 
-    let consumer: StreamConsumer = stack.kafka.consumer_config("platform-test", None).create().unwrap();
+    // A group id only because librdkafka wants one for a consumer; partitions are assigned by hand and
+    // nothing is committed.
+    let group = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let consumer: StreamConsumer = stack.kafka.consumer_config("platform-test", Some(&group)).create().unwrap();
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, partition, Offset::Beginning).unwrap();
     consumer.assign(&assignment).unwrap();

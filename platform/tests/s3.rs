@@ -18,13 +18,18 @@ async fn presign_put(stack: &Stack, key: &str, presigning: PresigningConfig) -> 
 }
 
 async fn http_put(url: &str, body: &'static [u8]) -> reqwest::StatusCode {
-    reqwest::Client::new()
+    http_put_with_reply(url, body).await.0
+}
+
+async fn http_put_with_reply(url: &str, body: &'static [u8]) -> (reqwest::StatusCode, String) {
+    let response = reqwest::Client::new()
         .put(url)
         .body(body)
         .send()
         .await
-        .unwrap_or_else(|error| panic!("S3 server unreachable: {error}; start it with `infra/local/stack up`"))
-        .status()
+        .unwrap_or_else(|error| panic!("S3 server unreachable: {error}; start it with `infra/local/stack up`"));
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
 }
 
 async fn object_exists(stack: &Stack, key: &str) -> bool {
@@ -74,17 +79,21 @@ async fn tampered_presigned_url_is_rejected() {
 #[tokio::test]
 async fn expired_presigned_url_is_rejected() {
     let stack = Stack::from_env();
-    let key = object_key("expired");
-    // Signed ten minutes ago for one minute: expired without waiting for the clock.
-    let presigning = PresigningConfig::builder()
-        .start_time(SystemTime::now() - Duration::from_secs(600))
-        .expires_in(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let request = presign_put(&stack, &key, presigning).await;
+    let signed_at = SystemTime::now() - Duration::from_secs(90);
+    let presigned_at = |expires_in| PresigningConfig::builder().start_time(signed_at).expires_in(expires_in).build().unwrap();
 
-    assert_eq!(http_put(request.uri(), b"x").await, reqwest::StatusCode::FORBIDDEN);
-    assert!(!object_exists(&stack, &key).await);
+    // Signed 90 s ago for 30 s: expired, without waiting for the clock.
+    let expired_key = object_key("expired");
+    let expired = presign_put(&stack, &expired_key, presigned_at(Duration::from_secs(30))).await;
+    let (status, reply) = http_put_with_reply(expired.uri(), b"x").await;
+    // AWS answers 403 "Request has expired", garage 400 "Date is too old": both refuse the upload.
+    assert!(matches!(status.as_u16(), 400 | 403), "expired URL answered {status}: {reply}");
+    assert!(!object_exists(&stack, &expired_key).await, "an expired URL created an object");
+
+    // Control: signed at the same moment for 5 minutes, still valid, so the refusal above was the expiry.
+    let valid_key = object_key("not-expired");
+    let valid = presign_put(&stack, &valid_key, presigned_at(Duration::from_secs(300))).await;
+    assert_eq!(http_put(valid.uri(), b"x").await, reqwest::StatusCode::OK);
 }
 
 #[tokio::test]

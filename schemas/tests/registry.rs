@@ -74,6 +74,11 @@ async fn a_value_that_violates_the_schema_is_not_encoded() {
     let stack = Stack::from_env();
     let topic = format!("test.registry.{}", uuid::Uuid::new_v4().simple());
     let encoder = JsonEncoder::new(settings(&stack));
+    // The schema is registered and a valid value encodes, so the failures below are validation failures.
+    encoder
+        .encode(&json!({ "event_id": "e1", "text": "t" }), strategy(&topic))
+        .await
+        .unwrap_or_else(|error| panic!("registry at {} failed: {error}; is the stack up?", stack.registry.url));
 
     let missing_text = encoder.encode(&json!({ "event_id": "e1" }), strategy(&topic)).await;
     assert!(missing_text.is_err(), "a value without a required field was encoded");

@@ -134,11 +134,15 @@ where
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
 
     let readiness_url = service.url("/readyz");
-    let body = crate::wait_for("/readyz to answer 200", deadline, || async {
+    let started = std::time::Instant::now();
+    let body = loop {
         let (status, body) = get_json(&readiness_url).await;
-        (status == reqwest::StatusCode::OK).then_some(body)
-    })
-    .await;
+        if status == reqwest::StatusCode::OK {
+            break body;
+        }
+        assert!(started.elapsed() < deadline, "/readyz still {status} after {deadline:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for check in expected_checks {
         assert_eq!(body["checks"][check]["ok"], true, "check {check} missing or failing: {body}");
     }
