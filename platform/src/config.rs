@@ -150,6 +150,7 @@ pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), C
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures must return figment::Error, which is large
 mod tests {
     use super::*;
     use figment::Jail;

@@ -128,7 +128,7 @@ fn check_topic(client: &BaseConsumer, topic: &str, expected_partitions: u32, tim
     let found = metadata.topics().iter().find(|candidate| candidate.name() == topic);
     let Some(found) = found else { anyhow::bail!("topic {topic} missing") };
     if let Some(error) = found.error() {
-        anyhow::bail!("topic {topic}: {:?}", rdkafka::types::RDKafkaRespErr::from(error));
+        anyhow::bail!("topic {topic}: {error:?}");
     }
     let partitions = found.partitions().len();
     if partitions != expected_partitions as usize {

@@ -205,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hanging_probe_is_cut_off_by_its_timeout() {
-        let hanging = Probe::new("s3", Duration::from_millis(50), || futures::future::pending());
+        let hanging = Probe::new("s3", Duration::from_millis(50), futures::future::pending);
         let router = routes(Readiness::new(vec![hanging]));
         let (status, body) = get_json(router, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -214,7 +214,7 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_asks_no_dependency() {
-        let hanging = Probe::new("s3", Duration::from_secs(60), || futures::future::pending());
+        let hanging = Probe::new("s3", Duration::from_secs(60), futures::future::pending);
         let (status, body) = get_json(routes(Readiness::new(vec![hanging])), "/healthz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");

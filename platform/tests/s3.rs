@@ -80,7 +80,8 @@ async fn tampered_presigned_url_is_rejected() {
 async fn expired_presigned_url_is_rejected() {
     let stack = Stack::from_env();
     let signed_at = SystemTime::now() - Duration::from_secs(90);
-    let presigned_at = |expires_in| PresigningConfig::builder().start_time(signed_at).expires_in(expires_in).build().unwrap();
+    let presigned_at =
+        |expires_in| PresigningConfig::builder().start_time(signed_at).expires_in(expires_in).build().unwrap();
 
     // Signed 90 s ago for 30 s: expired, without waiting for the clock.
     let expired_key = object_key("expired");

@@ -129,6 +129,12 @@ pub async fn create_topic(stack: &Stack, prefix: &str, partitions: i32) -> Strin
     name
 }
 
+/// A loopback port with nothing listening (bound, then released), for "dependency down" tests.
+pub fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;
@@ -142,10 +148,4 @@ mod tests {
         );
         assert_eq!(with_database("postgres://h:1", "t1"), "postgres://h:1/t1");
     }
-}
-
-/// A loopback port with nothing listening (bound, then released), for "dependency down" tests.
-pub fn unused_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
