@@ -14,7 +14,7 @@ use crate::ops::Probe;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
-    /// Custom endpoint (garage, MinIO…); `None` means AWS's regional endpoint.
+    /// Custom endpoint (garage, MinIO…); `None` or empty means AWS's regional endpoint.
     pub endpoint: Option<String>,
     pub region: String,
     pub bucket: String,
@@ -52,7 +52,8 @@ impl S3Config {
             .force_path_style(self.force_path_style)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(2));
-        if let Some(endpoint) = &self.endpoint {
+        // An empty endpoint (CHATSDK_S3__ENDPOINT="") means AWS, like an absent one.
+        if let Some(endpoint) = self.endpoint.as_deref().filter(|endpoint| !endpoint.is_empty()) {
             builder = builder.endpoint_url(endpoint);
         }
         match (&self.access_key_id, &self.secret_access_key) {
