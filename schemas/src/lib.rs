@@ -1,7 +1,20 @@
-//! The ChatSDK event contract: where events live in Kafka and how they are keyed.
+//! The ChatSDK event contract.
 //!
-//! A channel's events all carry the key `{app_id}:{channel_id}`, so they land in one partition and the
-//! partition offset orders them (DESIGN.md). Event types and their registered JSON Schemas build on this.
+//! - [`topics`] and [`channel_key`]: where events live in Kafka and how they are keyed. A channel's events all
+//!   carry the key `{app_id}:{channel_id}`, so they land in one partition and its offset orders them.
+//! - [`events`]: the envelope and every event type, as Rust types; [`ids`]: the identifiers.
+//! - [`catalog`]: the JSON Schema files of `schemas/json/`, the source of truth, embedded.
+//! - [`codec`]: encoding and decoding in Confluent wire format through the schema registry.
+//!
+//! `docs/events.md` documents every event for downstream consumers; `tail-events` is a consumer to copy.
+
+pub mod catalog;
+pub mod codec;
+pub mod events;
+pub mod ids;
+
+pub use codec::{DecodeError, EncodeError, EventDecoder, EventEncoder, RegistryError, RegistrySettings};
+pub use events::{Envelope, Event, EventType};
 
 pub mod topics {
     /// The event store: every channel event, retention unlimited.
@@ -16,6 +29,3 @@ pub mod topics {
 pub fn channel_key(app_id: &str, channel_id: &str) -> String {
     format!("{app_id}:{channel_id}")
 }
-
-/// The registry codec used for events (Confluent wire format: magic byte 0, 4-byte schema id, JSON).
-pub use schema_registry_converter as registry_codec;

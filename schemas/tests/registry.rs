@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use chatsdk_schemas::registry_codec::async_impl::json::{JsonDecoder, JsonEncoder};
-use chatsdk_schemas::registry_codec::async_impl::schema_registry::SrSettings;
-use chatsdk_schemas::registry_codec::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use chatsdk_testkit::Stack;
+use schema_registry_converter::async_impl::json::{JsonDecoder, JsonEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use serde_json::{Value, json};
 
 const RECORD_NAME: &str = "chatsdk.test.Ping";
