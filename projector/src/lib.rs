@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod migrations;
+pub mod model;
 
 use std::future::Future;
 use std::net::SocketAddr;
