@@ -4,6 +4,7 @@
 pub mod config;
 pub mod migrations;
 pub mod model;
+pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
