@@ -14,6 +14,16 @@ pub const DEPENDENCY_UP: &str = "chatsdk_dependency_up";
 pub const DEPENDENCY_PROBE_DURATION_SECONDS: &str = "chatsdk_dependency_probe_duration_seconds";
 pub const BUILD_INFO: &str = "chatsdk_build_info";
 
+pub const PROJECTOR_EVENTS_APPLIED_TOTAL: &str = "chatsdk_projector_events_applied_total";
+pub const PROJECTOR_BATCH_EVENTS: &str = "chatsdk_projector_batch_events";
+pub const PROJECTOR_BATCH_DURATION_SECONDS: &str = "chatsdk_projector_batch_duration_seconds";
+pub const PROJECTOR_DEAD_LETTERS_TOTAL: &str = "chatsdk_projector_dead_letters_total";
+pub const PROJECTOR_REBALANCES_TOTAL: &str = "chatsdk_projector_rebalances_total";
+pub const PROJECTOR_STALE_BATCHES_TOTAL: &str = "chatsdk_projector_stale_batches_total";
+pub const PROJECTOR_RETRIES_TOTAL: &str = "chatsdk_projector_retries_total";
+/// Next offset to apply, per partition (a label bounded by the partition count).
+pub const PROJECTOR_CHECKPOINT: &str = "chatsdk_projector_checkpoint";
+
 const LATENCY_BUCKETS_SECONDS: &[f64] =
     &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 

@@ -8,6 +8,8 @@ use chatsdk_platform::postgres::PostgresConfig;
 use chatsdk_platform::registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::consumer::ConsumerSettings;
+
 pub const DEFAULT_PORT: u16 = 18170;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Longest pause between two attempts to apply the migrations while PostgreSQL is unreachable.
     pub migration_retry_max_ms: u64,
+    /// Consumer group, topics and batching.
+    pub consumer: ConsumerSettings,
 }
 
 impl Default for Config {
@@ -32,6 +36,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             registry: RegistryConfig::default(),
             migration_retry_max_ms: 5_000,
+            consumer: ConsumerSettings::default(),
         }
     }
 }
@@ -52,6 +57,10 @@ impl Config {
                 "http.drain_timeout_ms ({}) must be below kafka.session_timeout_ms ({})",
                 self.http.drain_timeout_ms, self.kafka.session_timeout_ms
             )
+        })?;
+        ensure(self.consumer.batch_max_events > 0, || "consumer.batch_max_events must be at least 1".to_owned())?;
+        ensure(self.consumer.topic != self.consumer.dlq_topic, || {
+            "consumer.dlq_topic must differ from consumer.topic".to_owned()
         })
     }
 }

@@ -2,6 +2,7 @@
 //! search index, exactly once, by storing partition offsets with the data (DESIGN.md).
 
 pub mod config;
+pub mod consumer;
 pub mod migrations;
 pub mod model;
 pub mod store;
@@ -15,6 +16,7 @@ use axum::Router;
 use chatsdk_platform::config::{ConfigError, LogConfig};
 use chatsdk_platform::ops::Readiness;
 use chatsdk_platform::service::{HttpService, Service};
+use chatsdk_schemas::{EventDecoder, RegistrySettings};
 use sqlx::PgPool;
 
 pub use config::Config;
@@ -26,6 +28,7 @@ pub struct Application {
     postgres: PgPool,
     migrations: migrations::MigrationState,
     migration_retry_max: Duration,
+    projector: consumer::Projector,
 }
 
 impl Service for Application {
@@ -50,11 +53,14 @@ impl Service for Application {
             migrations.readiness_probe(),
         ]);
         let http = HttpService::bind(&config.http, Router::new(), readiness).await?;
+        let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
+        let projector = consumer::Projector::new(config.consumer.clone(), &config.kafka, postgres.clone(), decoder)?;
         Ok(Self {
             http,
             postgres,
             migrations,
             migration_retry_max: Duration::from_millis(config.migration_retry_max_ms),
+            projector,
         })
     }
 
@@ -63,16 +69,34 @@ impl Service for Application {
     }
 
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        // The schema is applied in the background, retried until PostgreSQL answers, so the projector
-        // starts (not ready) during an outage and recovers by itself.
-        let migrator = tokio::spawn(migrations::apply_with_retry(
-            self.postgres.clone(),
-            self.migrations.clone(),
-            self.migration_retry_max,
-        ));
-        let served = self.http.run_until_stopped(shutdown).await;
-        migrator.abort();
+        // One shutdown signal, seen by the HTTP server and the consumer.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait_for_stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            // A closed channel also means stop.
+            let _closed = stopped.wait_for(|stop| *stop).await;
+        };
+        // The schema is applied in the background, retried until PostgreSQL answers, so the projector starts
+        // (not ready) during an outage and recovers by itself; consuming starts once the schema is there.
+        let consuming = {
+            let (pool, state, retry_max, projector) =
+                (self.postgres.clone(), self.migrations.clone(), self.migration_retry_max, self.projector);
+            let stop_consuming = wait_for_stop(stopped.clone());
+            tokio::spawn(async move {
+                let mut stop_consuming = std::pin::pin!(stop_consuming);
+                tokio::select! {
+                    () = migrations::apply_with_retry(pool, state, retry_max) => projector.run(stop_consuming).await,
+                    () = &mut stop_consuming => Ok(()),
+                }
+            })
+        };
+        let serving = self.http.run_until_stopped(wait_for_stop(stopped));
+        let relay = async move {
+            shutdown.await;
+            let _receivers_may_be_gone = stop.send(true);
+        };
+        let (served, ()) = tokio::join!(serving, relay);
+        let consumed = consuming.await.map_err(|error| anyhow::anyhow!("consumer task: {error}"))?;
         self.postgres.close().await;
-        served
+        served.and(consumed)
     }
 }

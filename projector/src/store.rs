@@ -53,8 +53,7 @@ pub async fn checkpoint(pool: &PgPool, consumer: &str, topic: &str, partition: i
 }
 
 /// Applies `events` (one partition, consecutive offsets from `expected_next`) and moves the checkpoint to
-/// after the last one, in one transaction. The checkpoint update comes first and takes the row lock, so a
-/// concurrent writer of the same partition waits, then finds the checkpoint moved and fails as stale.
+/// after the last one, in one transaction.
 pub async fn apply_batch(
     pool: &PgPool,
     consumer: &str,
@@ -64,16 +63,49 @@ pub async fn apply_batch(
     events: &[PositionedEvent],
 ) -> Result<BatchOutcome, BatchError> {
     let Some(last) = events.last() else { return Ok(BatchOutcome::default()) };
+    let next = last.offset + 1;
+    begin_batch(pool, consumer, topic, partition, expected_next..next, events).await?.commit().await
+}
+
+/// A batch folded and written inside its still-open transaction: the caller sends what must leave the
+/// process first (dead letters), then commits. Dropping it rolls everything back.
+#[derive(Debug)]
+pub struct PreparedBatch {
+    transaction: sqlx::Transaction<'static, sqlx::Postgres>,
+    outcome: BatchOutcome,
+}
+
+impl PreparedBatch {
+    pub fn outcome(&self) -> &BatchOutcome {
+        &self.outcome
+    }
+
+    pub async fn commit(self) -> Result<BatchOutcome, BatchError> {
+        self.transaction.commit().await.context("committing the batch")?;
+        Ok(self.outcome)
+    }
+}
+
+/// Opens the batch transaction covering the offsets `range` of `partition`: moves the checkpoint from
+/// `range.start` to `range.end` first (taking the row lock, so a concurrent writer of the partition waits,
+/// then finds the checkpoint moved and fails as stale), then loads, folds and writes `events` — the decodable
+/// records of the range, in offset order. Records of the range missing from `events` (undecodable) are
+/// skipped by the checkpoint all the same.
+pub async fn begin_batch(
+    pool: &PgPool,
+    consumer: &str,
+    topic: &str,
+    partition: i32,
+    range: std::ops::Range<i64>,
+    events: &[PositionedEvent],
+) -> Result<PreparedBatch, BatchError> {
     debug_assert!(events.iter().all(|event| event.partition == partition), "a batch holds one partition");
-    debug_assert!(
-        events.iter().enumerate().all(|(index, event)| event.offset == expected_next + index as i64),
-        "a batch holds consecutive offsets starting at the checkpoint"
-    );
+    debug_assert!(events.windows(2).all(|pair| pair[0].offset < pair[1].offset), "events in offset order");
+    debug_assert!(events.iter().all(|event| range.contains(&event.offset)), "events inside the batch range");
     let mut transaction = pool.begin().await.context("beginning the batch transaction")?;
-    let moved =
-        advance_checkpoint(&mut transaction, consumer, topic, partition, expected_next, last.offset + 1).await?;
+    let moved = advance_checkpoint(&mut transaction, consumer, topic, partition, range.start, range.end).await?;
     if !moved {
-        return Err(BatchError::Stale { partition, expected: expected_next });
+        return Err(BatchError::Stale { partition, expected: range.start });
     }
     let mut model = load(&mut transaction, &Needs::of(events)).await?;
     let mut outcome = BatchOutcome::default();
@@ -84,9 +116,8 @@ pub async fn apply_batch(
         }
     }
     write(&mut transaction, &model).await?;
-    transaction.commit().await.context("committing the batch")?;
     outcome.changes = model.change_counts();
-    Ok(outcome)
+    Ok(PreparedBatch { transaction, outcome })
 }
 
 async fn advance_checkpoint(

@@ -110,6 +110,11 @@ impl RunningBinary {
         format!("http://{}{path}", self.address)
     }
 
+    /// Kills the process at once (SIGKILL): no drain, no cleanup, as a crash would.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     /// Sends SIGTERM and waits (bounded) for the process to exit.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().unwrap();

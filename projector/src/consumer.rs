@@ -1,0 +1,436 @@
+//! The projector's consumer loop: Kafka consumer group → per-partition batches → `store::begin_batch`.
+//!
+//! Exactly once comes from the checkpoint stored with the data, not from Kafka: auto-commit is off; the
+//! first record of a newly assigned partition makes the loop read that partition's checkpoint and seek
+//! there; records before the checkpoint are dropped; a batch and its checkpoint commit in one transaction
+//! guarded by the expected offset. Kafka offset commits are only a monitoring hint.
+//!
+//! Records that cannot be decoded, and events that break an invariant, go to the dead-letter topic with
+//! headers (source topic, partition, offset, error, consumer) *before* the batch commits: a crash in
+//! between re-sends them (at least once), never loses them. PostgreSQL or registry outages are retried
+//! with backoff, never skipped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chatsdk_platform::metrics as names;
+use chatsdk_schemas::{DecodeError, Envelope, EventDecoder};
+use futures::future::join_all;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use crate::model::PositionedEvent;
+use crate::store::{self, BatchError};
+
+/// Batching and naming of the projector's consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Consumer group, also the name of the checkpoints in PostgreSQL.
+    pub group_id: String,
+    pub topic: String,
+    pub dlq_topic: String,
+    /// A batch is applied when it holds this many records…
+    pub batch_max_events: usize,
+    /// …or when its oldest record waited this long.
+    pub batch_max_wait_ms: u64,
+    /// Longest pause between retries while PostgreSQL, Kafka or the registry fails.
+    pub retry_max_ms: u64,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            group_id: "chatsdk-projector-pg".to_owned(),
+            topic: chatsdk_schemas::topics::CHANNEL_EVENTS.to_owned(),
+            dlq_topic: chatsdk_schemas::topics::CHANNEL_EVENTS_DLQ.to_owned(),
+            batch_max_events: 1_000,
+            batch_max_wait_ms: 50,
+            retry_max_ms: 5_000,
+        }
+    }
+}
+
+/// Partition assignments as librdkafka reports them, passed from the poll callback to the loop.
+#[derive(Debug)]
+enum Assignment {
+    Assigned(Vec<i32>),
+    Revoked(Vec<i32>),
+}
+
+struct RebalanceNotifier {
+    topic: String,
+    notes: mpsc::UnboundedSender<Assignment>,
+}
+
+impl ClientContext for RebalanceNotifier {}
+
+impl ConsumerContext for RebalanceNotifier {
+    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .filter(|element| element.topic() == self.topic)
+                .map(|element| element.partition())
+                .collect()
+        };
+        let note = match rebalance {
+            Rebalance::Assign(list) => Assignment::Assigned(partitions(list)),
+            Rebalance::Revoke(list) => Assignment::Revoked(partitions(list)),
+            Rebalance::Error(error) => {
+                tracing::warn!(error = %error, "rebalance error");
+                return;
+            }
+        };
+        metrics::counter!(names::PROJECTOR_REBALANCES_TOTAL).increment(1);
+        // The loop owns the receiver for the consumer's whole life.
+        let _receiver_alive = self.notes.send(note);
+    }
+}
+
+/// One record as received, kept with its bytes for the dead-letter topic.
+struct Received {
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    decoded: Result<Envelope, String>,
+}
+
+/// What the loop knows of one assigned partition.
+#[derive(Default)]
+struct PartitionState {
+    /// The stored checkpoint (next offset to apply); `None` until read after the assignment.
+    checkpoint: Option<i64>,
+    /// Records from `checkpoint`, consecutive.
+    pending: Vec<Received>,
+    oldest: Option<Instant>,
+    /// The offset of the last seek, so records still queued from before it do not trigger it again.
+    sought: Option<i64>,
+}
+
+impl PartitionState {
+    fn next_wanted(&self) -> Option<i64> {
+        self.checkpoint.map(|checkpoint| checkpoint + self.pending.len() as i64)
+    }
+}
+
+/// The running consumer of one projector process.
+pub struct Projector {
+    settings: ConsumerSettings,
+    consumer: StreamConsumer<RebalanceNotifier>,
+    assignments: mpsc::UnboundedReceiver<Assignment>,
+    producer: FutureProducer,
+    decoder: EventDecoder,
+    pool: PgPool,
+    partitions: HashMap<i32, PartitionState>,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Projector").field("settings", &self.settings).finish()
+    }
+}
+
+impl Projector {
+    pub fn new(
+        settings: ConsumerSettings,
+        kafka: &chatsdk_platform::kafka::KafkaConfig,
+        pool: PgPool,
+        decoder: EventDecoder,
+    ) -> anyhow::Result<Self> {
+        let (notes, assignments) = mpsc::unbounded_channel();
+        let context = RebalanceNotifier { topic: settings.topic.clone(), notes };
+        let consumer: StreamConsumer<RebalanceNotifier> = kafka
+            .consumer_config("projector", Some(&settings.group_id))
+            .create_with_context(context)
+            .context("creating the projector consumer")?;
+        let producer = kafka.producer("projector-dlq")?;
+        Ok(Self { settings, consumer, assignments, producer, decoder, pool, partitions: HashMap::new() })
+    }
+
+    /// Consumes until `shutdown` resolves. Batches not yet committed are dropped: their records are applied
+    /// again by whoever owns the partition next, from the checkpoint.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        self.consumer.subscribe(&[&self.settings.topic]).context("subscribing")?;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let tick = Duration::from_millis(self.settings.batch_max_wait_ms.max(1));
+        loop {
+            self.note_assignments();
+            self.flush(false).await;
+            let received = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                received = self.consumer.recv() => Some(received.map(|message| message.detach())),
+                () = tokio::time::sleep(tick) => None,
+            };
+            match received {
+                Some(Ok(message)) => self.receive(&message).await,
+                Some(Err(error)) => {
+                    tracing::warn!(error = %error, "kafka consume error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => {}
+            }
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn note_assignments(&mut self) {
+        while let Ok(note) = self.assignments.try_recv() {
+            match note {
+                Assignment::Assigned(partitions) => {
+                    tracing::info!(?partitions, "partitions assigned");
+                    for partition in partitions {
+                        self.partitions.insert(partition, PartitionState::default());
+                    }
+                }
+                Assignment::Revoked(partitions) => {
+                    tracing::info!(?partitions, "partitions revoked");
+                    for partition in partitions {
+                        self.partitions.remove(&partition);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn receive(&mut self, message: &OwnedMessage) {
+        self.note_assignments();
+        let partition = message.partition();
+        let offset = message.offset();
+        if !self.partitions.contains_key(&partition) {
+            // A record fetched before the revocation was noted.
+            return;
+        }
+        let Some(wanted) = self.checkpoint_of(partition).await else { return };
+        if offset != wanted {
+            // Kafka's committed offset is only a hint: the fetch position may be before the checkpoint (already
+            // applied) or after it. Either way, read from the checkpoint, seeking once per target.
+            if let Some(state) = self.partitions.get_mut(&partition)
+                && state.sought != Some(wanted)
+            {
+                state.sought = Some(wanted);
+                self.seek(partition, wanted);
+            }
+            return;
+        }
+        let decoded = self.decode(message.payload().unwrap_or_default()).await;
+        let Some(state) = self.partitions.get_mut(&partition) else { return };
+        state.oldest.get_or_insert_with(Instant::now);
+        state.pending.push(Received {
+            offset,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            decoded,
+        });
+    }
+
+    /// The next offset this partition wants, reading (and seeking to) the stored checkpoint after an
+    /// assignment. `None` when PostgreSQL is unreachable; the record will come again after the seek.
+    async fn checkpoint_of(&mut self, partition: i32) -> Option<i64> {
+        if let Some(wanted) = self.partitions.get(&partition).and_then(PartitionState::next_wanted) {
+            return Some(wanted);
+        }
+        let mut pause = Duration::from_millis(100);
+        let stored = loop {
+            match store::checkpoint(&self.pool, &self.settings.group_id, &self.settings.topic, partition).await {
+                Ok(stored) => break stored,
+                Err(error) => {
+                    metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "postgres").increment(1);
+                    tracing::warn!(partition, error = format!("{error:#}"), "reading the checkpoint failed, retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
+                }
+            }
+        };
+        tracing::info!(partition, checkpoint = stored, "resuming from the stored checkpoint");
+        metrics::gauge!(names::PROJECTOR_CHECKPOINT, "partition" => partition.to_string()).set(stored as f64);
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            state.checkpoint = Some(stored);
+            state.pending.clear();
+            state.oldest = None;
+            state.sought = None;
+        }
+        Some(stored)
+    }
+
+    fn seek(&self, partition: i32, offset: i64) {
+        if let Err(error) = self.consumer.seek(
+            &self.settings.topic,
+            partition,
+            Offset::Offset(offset),
+            Timeout::After(Duration::from_secs(5)),
+        ) {
+            tracing::warn!(partition, offset, error = %error, "seek failed");
+        }
+    }
+
+    /// Decodes a record, waiting out registry outages: an event is never skipped because the registry was
+    /// down. Other failures are permanent and make the record a dead letter.
+    async fn decode(&self, payload: &[u8]) -> Result<Envelope, String> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.decoder.decode(payload).await {
+                Ok(envelope) => return Ok(envelope),
+                Err(error @ DecodeError::RegistryUnavailable(_)) => {
+                    metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "registry").increment(1);
+                    tracing::warn!(error = %error, "registry unavailable, retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
+                }
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+    }
+
+    /// Applies every partition's pending batch that is full or old enough (or all of them with `all`),
+    /// partitions concurrently.
+    async fn flush(&mut self, all: bool) {
+        let max_wait = Duration::from_millis(self.settings.batch_max_wait_ms);
+        let due: Vec<(i32, i64, Vec<Received>)> = self
+            .partitions
+            .iter_mut()
+            .filter(|(_, state)| {
+                !state.pending.is_empty()
+                    && (all
+                        || state.pending.len() >= self.settings.batch_max_events
+                        || state.oldest.is_some_and(|oldest| oldest.elapsed() >= max_wait))
+            })
+            .filter_map(|(partition, state)| {
+                let checkpoint = state.checkpoint?;
+                state.oldest = None;
+                Some((*partition, checkpoint, std::mem::take(&mut state.pending)))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let this = &*self;
+        let outcomes = join_all(due.into_iter().map(|(partition, checkpoint, records)| async move {
+            let outcome = this.apply(partition, checkpoint, &records).await;
+            (partition, checkpoint, records, outcome)
+        }))
+        .await;
+        let mut stale = Vec::new();
+        for (partition, checkpoint, records, outcome) in outcomes {
+            let Some(state) = self.partitions.get_mut(&partition) else { continue };
+            match outcome {
+                Ok(next) => {
+                    state.checkpoint = Some(next);
+                    self.commit_hint(partition, next);
+                }
+                Err(BatchError::Stale { .. }) => {
+                    metrics::counter!(names::PROJECTOR_STALE_BATCHES_TOTAL).increment(1);
+                    tracing::warn!(partition, checkpoint, "checkpoint moved by another owner, re-reading it");
+                    state.checkpoint = None;
+                    state.pending.clear();
+                    stale.push(partition);
+                }
+                Err(BatchError::Database(error)) => {
+                    // Keep the batch and try again after a pause; the records stay in order.
+                    metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "postgres").increment(1);
+                    tracing::warn!(partition, error = format!("{error:#}"), "applying a batch failed, retrying");
+                    let mut kept = records;
+                    kept.append(&mut state.pending);
+                    state.pending = kept;
+                    state.oldest = Some(Instant::now());
+                    tokio::time::sleep(Duration::from_millis(self.settings.retry_max_ms.min(1_000))).await;
+                }
+            }
+        }
+        for partition in stale {
+            if let Some(stored) = self.checkpoint_of(partition).await {
+                self.seek(partition, stored);
+            }
+        }
+    }
+
+    /// One batch: fold and write in a transaction, dead letters out, commit. Returns the new checkpoint.
+    async fn apply(&self, partition: i32, checkpoint: i64, records: &[Received]) -> Result<i64, BatchError> {
+        let started = Instant::now();
+        let next = checkpoint + records.len() as i64;
+        let events: Vec<PositionedEvent> = records
+            .iter()
+            .filter_map(|record| {
+                let envelope = record.decoded.as_ref().ok()?.clone();
+                Some(PositionedEvent { partition, offset: record.offset, envelope })
+            })
+            .collect();
+        let prepared = store::begin_batch(
+            &self.pool,
+            &self.settings.group_id,
+            &self.settings.topic,
+            partition,
+            checkpoint..next,
+            &events,
+        )
+        .await?;
+        let mut dead: Vec<(&Received, String)> = records
+            .iter()
+            .filter_map(|record| record.decoded.as_ref().err().map(|error| (record, error.clone())))
+            .collect();
+        for (offset, violation) in &prepared.outcome().violations {
+            if let Some(record) = records.iter().find(|record| record.offset == *offset) {
+                dead.push((record, violation.to_string()));
+            }
+        }
+        self.send_dead_letters(partition, &dead).await.map_err(BatchError::Database)?;
+        let outcome = prepared.commit().await?;
+        metrics::counter!(names::PROJECTOR_EVENTS_APPLIED_TOTAL).increment(outcome.applied as u64);
+        metrics::histogram!(names::PROJECTOR_BATCH_EVENTS).record(records.len() as f64);
+        metrics::histogram!(names::PROJECTOR_BATCH_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::gauge!(names::PROJECTOR_CHECKPOINT, "partition" => partition.to_string()).set(next as f64);
+        tracing::debug!(
+            partition,
+            from = checkpoint,
+            to = next,
+            applied = outcome.applied,
+            dead = dead.len(),
+            "batch applied"
+        );
+        Ok(next)
+    }
+
+    async fn send_dead_letters(&self, partition: i32, dead: &[(&Received, String)]) -> anyhow::Result<()> {
+        let partition_text = partition.to_string();
+        let sends = dead.iter().map(|(record, error)| {
+            let offset_text = record.offset.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "chatsdk.source.topic", value: Some(self.settings.topic.as_str()) })
+                .insert(Header { key: "chatsdk.source.partition", value: Some(partition_text.as_str()) })
+                .insert(Header { key: "chatsdk.source.offset", value: Some(offset_text.as_str()) })
+                .insert(Header { key: "chatsdk.error", value: Some(error.as_str()) })
+                .insert(Header { key: "chatsdk.consumer", value: Some(self.settings.group_id.as_str()) });
+            let mut dead_letter = FutureRecord::to(&self.settings.dlq_topic).payload(&record.payload).headers(headers);
+            if let Some(key) = &record.key {
+                dead_letter = dead_letter.key(key);
+            }
+            self.producer.send(dead_letter, Timeout::After(Duration::from_secs(10)))
+        });
+        for delivery in join_all(sends).await {
+            delivery.map_err(|(error, _)| anyhow::anyhow!("sending a dead letter: {error}"))?;
+        }
+        if !dead.is_empty() {
+            metrics::counter!(names::PROJECTOR_DEAD_LETTERS_TOTAL).increment(dead.len() as u64);
+            tracing::warn!(partition, count = dead.len(), "events sent to the dead-letter topic");
+        }
+        Ok(())
+    }
+
+    /// Tells Kafka where we are, for lag monitoring only; failures do not matter.
+    fn commit_hint(&self, partition: i32, next: i64) {
+        let mut offsets = TopicPartitionList::new();
+        if offsets.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next)).is_ok() {
+            let _hint_only = self.consumer.commit(&offsets, CommitMode::Async);
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The projector's consumer against the real broker, registry and database: every event applied exactly
+//! once across partitions, poison events to the dead-letter topic, and a SIGKILL mid-stream that loses and
+//! duplicates nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chatsdk_platform::config::Secret;
+use chatsdk_platform::postgres::MIGRATOR;
+use chatsdk_schemas::events::*;
+use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
+use chatsdk_schemas::{Envelope, Event, EventEncoder, RegistrySettings};
+use chatsdk_testkit::service::{RunningBinary, RunningService};
+use chatsdk_testkit::{Stack, TestDatabase, create_topic, wait_for};
+use projector::model::PositionedEvent;
+use projector::store::{apply_batch, checksum};
+use projector::{Application, Config};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use uuid::Uuid;
+
+fn user(index: usize) -> UserId {
+    format!("user-{index}").parse().unwrap()
+}
+
+/// A busy chat: `channels` group channels with members, messages, thread replies, reactions, edits,
+/// deletes and read markers, interleaved across channels.
+fn chat_traffic(channels: usize, rounds: usize) -> Vec<Envelope> {
+    let app: AppId = "acme".parse().unwrap();
+    let mut events = Vec::new();
+    let mut next_message = 1_u128;
+    let channel_id = |index: usize| format!("room-{index}").parse::<ChannelId>().unwrap();
+    for index in 0..channels {
+        events.push(Envelope::new(
+            app.clone(),
+            channel_id(index),
+            user(0),
+            Event::ChannelCreated(ChannelCreated {
+                channel_type: ChannelType::Group,
+                name: Some(format!("Room {index}")),
+                topic: None,
+                custom: None,
+                members: (0..3)
+                    .map(|member| ChannelMember {
+                        user_id: user(member),
+                        role: if member == 0 { Role::Owner } else { Role::Member },
+                    })
+                    .collect(),
+            }),
+        ));
+    }
+    for round in 0..rounds {
+        for index in 0..channels {
+            let author = round % 3;
+            let id = MessageId::from_uuid(Uuid::from_u128(next_message));
+            next_message += 1;
+            let parent =
+                (round % 4 == 3).then(|| MessageId::from_uuid(Uuid::from_u128(next_message - 1 - channels as u128)));
+            let send = |message_id, parent_id| {
+                Event::MessageSent(MessageSent {
+                    message_id,
+                    client_msg_id: None,
+                    text: format!("round {round} in room {index}"),
+                    mentions: vec![user((author + 1) % 3)],
+                    attachments: vec![],
+                    parent_id,
+                    custom: None,
+                })
+            };
+            // Replies go to the previous round's message of the same channel, which is a root (round % 4 != 3).
+            events.push(Envelope::new(
+                app.clone(),
+                channel_id(index),
+                user(author),
+                send(id, parent.filter(|_| round > 0)),
+            ));
+            events.push(Envelope::new(
+                app.clone(),
+                channel_id(index),
+                user((author + 1) % 3),
+                Event::ReactionAdded(Reaction { message_id: id, emoji: "👍".into() }),
+            ));
+            if round % 5 == 1 {
+                events.push(Envelope::new(
+                    app.clone(),
+                    channel_id(index),
+                    user(author),
+                    Event::MessageEdited(MessageEdited { message_id: id, text: "edited".into(), mentions: vec![] }),
+                ));
+            }
+            if round % 7 == 2 {
+                events.push(Envelope::new(
+                    app.clone(),
+                    channel_id(index),
+                    user(author),
+                    Event::MessageDeleted(MessageDeleted { message_id: id, hard: round % 2 == 0 }),
+                ));
+            }
+        }
+    }
+    events
+}
+
+/// Encodes and produces `events`, returning them with the positions Kafka gave them.
+async fn produce(stack: &Stack, topic: &str, events: Vec<Envelope>) -> Vec<PositionedEvent> {
+    let encoder = EventEncoder::new(RegistrySettings::new(&stack.registry.url, Duration::from_secs(5)), topic).unwrap();
+    let producer = stack.kafka.producer("projector-test").unwrap();
+    let mut positioned = Vec::with_capacity(events.len());
+    // In channel order per key: sends are awaited in chunks so the producer pipelines them.
+    for chunk in events.chunks(500) {
+        let mut encoded = Vec::with_capacity(chunk.len());
+        for envelope in chunk {
+            encoded.push((envelope.key(), encoder.encode(envelope).await.unwrap()));
+        }
+        let deliveries: Vec<_> = encoded
+            .iter()
+            .map(|(key, bytes)| {
+                producer.send(FutureRecord::to(topic).key(key).payload(bytes), Timeout::After(Duration::from_secs(10)))
+            })
+            .collect();
+        for (delivery, envelope) in futures::future::join_all(deliveries).await.into_iter().zip(chunk) {
+            let delivered = delivery.map_err(|(error, _)| error).unwrap();
+            positioned.push(PositionedEvent {
+                partition: delivered.partition,
+                offset: delivered.offset,
+                envelope: envelope.clone(),
+            });
+        }
+    }
+    positioned
+}
+
+/// The read models built directly from the events, partition by partition: what the projector must reach.
+async fn reference_checksum(stack: &Stack, events: &[PositionedEvent]) -> String {
+    let database = TestDatabase::create(stack).await;
+    MIGRATOR.run(&database.pool).await.unwrap();
+    let mut by_partition: BTreeMap<i32, Vec<PositionedEvent>> = BTreeMap::new();
+    for event in events {
+        by_partition.entry(event.partition).or_default().push(event.clone());
+    }
+    for (partition, mut events) in by_partition {
+        events.sort_by_key(|event| event.offset);
+        apply_batch(&database.pool, "reference", "reference", partition, 0, &events).await.unwrap();
+    }
+    let digest = checksum(&database.pool).await.unwrap();
+    database.drop_database().await;
+    digest
+}
+
+async fn applied_offsets(database: &TestDatabase, group: &str) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(next_offset), 0)::bigint FROM projector_checkpoints WHERE consumer = $1")
+        .bind(group)
+        .fetch_one(&database.pool)
+        .await
+        .unwrap_or(0)
+}
+
+struct Setup {
+    stack: Stack,
+    topic: String,
+    dlq_topic: String,
+    group: String,
+    database: TestDatabase,
+}
+
+async fn setup(partitions: i32) -> Setup {
+    let stack = Stack::from_env();
+    let topic = create_topic(&stack, "projector", partitions).await;
+    let dlq_topic = create_topic(&stack, "projector-dlq", 1).await;
+    let database = TestDatabase::create(&stack).await;
+    let group = format!("test-projector-{}", Uuid::new_v4().simple());
+    Setup { stack, topic, dlq_topic, group, database }
+}
+
+impl Setup {
+    fn config(&self) -> Config {
+        let mut config = Config::load(None).unwrap();
+        config.http.bind = "127.0.0.1:0".parse().unwrap();
+        config.postgres.url = Secret::new(self.database.url.clone());
+        config.consumer.topic = self.topic.clone();
+        config.consumer.dlq_topic = self.dlq_topic.clone();
+        config.consumer.group_id = self.group.clone();
+        config.consumer.batch_max_events = 100;
+        config
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CHATSDK_POSTGRES__URL", self.database.url.clone()),
+            ("CHATSDK_CONSUMER__TOPIC", self.topic.clone()),
+            ("CHATSDK_CONSUMER__DLQ_TOPIC", self.dlq_topic.clone()),
+            ("CHATSDK_CONSUMER__GROUP_ID", self.group.clone()),
+            ("CHATSDK_CONSUMER__BATCH_MAX_EVENTS", "50".to_owned()),
+        ]
+    }
+
+    async fn wait_until_applied(&self, total: usize, deadline: Duration) {
+        let total = total as i64;
+        wait_for("every event applied", deadline, || async {
+            (applied_offsets(&self.database, &self.group).await == total).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn projects_every_event_exactly_once_across_partitions() {
+    let setup = setup(4).await;
+    let events = produce(&setup.stack, &setup.topic, chat_traffic(12, 20)).await;
+    let expected = reference_checksum(&setup.stack, &events).await;
+
+    let service = RunningService::start::<Application>(setup.config()).await;
+    setup.wait_until_applied(events.len(), Duration::from_secs(90)).await;
+    assert_eq!(checksum(&setup.database.pool).await.unwrap(), expected);
+
+    // More events after the first catch-up arrive too.
+    let more = produce(
+        &setup.stack,
+        &setup.topic,
+        chat_traffic(3, 2)
+            .into_iter()
+            .map(|mut envelope| {
+                envelope.channel_id = format!("late-{}", envelope.channel_id).parse().unwrap();
+                envelope
+            })
+            .collect(),
+    )
+    .await;
+    setup.wait_until_applied(events.len() + more.len(), Duration::from_secs(60)).await;
+    service.stop().await.unwrap();
+
+    let all: Vec<PositionedEvent> = events.into_iter().chain(more).collect();
+    assert_eq!(checksum(&setup.database.pool).await.unwrap(), reference_checksum(&setup.stack, &all).await);
+    setup.database.drop_database().await;
+}
+
+#[tokio::test]
+async fn advances_offset_past_poison_event() {
+    let setup = setup(1).await;
+    let app: AppId = "acme".parse().unwrap();
+    let channel: ChannelId = "general".parse().unwrap();
+    let created = Envelope::new(
+        app.clone(),
+        channel.clone(),
+        user(0),
+        Event::ChannelCreated(ChannelCreated {
+            channel_type: ChannelType::Group,
+            name: None,
+            topic: None,
+            custom: None,
+            members: vec![],
+        }),
+    );
+    let unknown_edit = Envelope::new(
+        app.clone(),
+        channel.clone(),
+        user(0),
+        Event::MessageEdited(MessageEdited {
+            message_id: MessageId::from_uuid(Uuid::from_u128(404)),
+            text: "x".into(),
+            mentions: vec![],
+        }),
+    );
+    let produced = produce(&setup.stack, &setup.topic, vec![created]).await;
+    let producer = setup.stack.kafka.producer("projector-test").unwrap();
+    let garbage = b"definitely not confluent framing".to_vec();
+    producer
+        .send(
+            FutureRecord::to(&setup.topic).key("acme:general").payload(&garbage),
+            Timeout::After(Duration::from_secs(10)),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+    let violation = produce(&setup.stack, &setup.topic, vec![unknown_edit]).await;
+    produce(
+        &setup.stack,
+        &setup.topic,
+        vec![Envelope::new(app, channel, user(0), Event::ChannelArchived(ChannelArchived { reason: None }))],
+    )
+    .await;
+
+    let service = RunningService::start::<Application>(setup.config()).await;
+    setup.wait_until_applied(4, Duration::from_secs(60)).await;
+    service.stop().await.unwrap();
+
+    let archived: bool =
+        sqlx::query_scalar("SELECT archived_at IS NOT NULL FROM channels WHERE channel_id = 'general'")
+            .fetch_one(&setup.database.pool)
+            .await
+            .unwrap();
+    assert!(archived, "the event after the poison ones was not applied");
+    assert_eq!(produced[0].offset, 0);
+
+    // Both poison records are in the dead-letter topic, with their original bytes and where they came from.
+    let consumer: StreamConsumer =
+        setup.stack.kafka.consumer_config("projector-test", Some(&setup.group)).create().unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&setup.dlq_topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut dead = Vec::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await.unwrap().unwrap();
+        let headers: BTreeMap<String, String> = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| {
+                        (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        dead.push((message.payload().unwrap().to_vec(), headers));
+    }
+    assert_eq!(dead[0].0, garbage);
+    assert_eq!(dead[0].1["chatsdk.source.offset"], "1");
+    assert_eq!(dead[0].1["chatsdk.source.partition"], "0");
+    assert_eq!(dead[0].1["chatsdk.source.topic"], setup.topic);
+    assert_eq!(dead[0].1["chatsdk.consumer"], setup.group);
+    assert!(dead[0].1["chatsdk.error"].contains("Confluent"), "{:?}", dead[0].1);
+    assert_eq!(dead[1].1["chatsdk.source.offset"], violation[0].offset.to_string());
+    assert!(dead[1].1["chatsdk.error"].contains("unknown message"), "{:?}", dead[1].1);
+    setup.database.drop_database().await;
+}
+
+#[tokio::test]
+async fn projector_restart_mid_batch_loses_and_duplicates_nothing() {
+    let setup = setup(4).await;
+    let events = produce(&setup.stack, &setup.topic, chat_traffic(20, 60)).await;
+    let expected = reference_checksum(&setup.stack, &events).await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_projector"));
+
+    let first = RunningBinary::start(binary, &setup.env()).await;
+    let total = events.len() as i64;
+    let progress = wait_for("the first projector to make progress", Duration::from_secs(60), || async {
+        let applied = applied_offsets(&setup.database, &setup.group).await;
+        (applied > 0).then_some(applied)
+    })
+    .await;
+    first.kill().await;
+    let at_kill = applied_offsets(&setup.database, &setup.group).await;
+    assert!(
+        at_kill < total,
+        "the projector finished ({at_kill} of {total}) before it could be killed; make the stream longer"
+    );
+    assert!(at_kill >= progress);
+
+    let second = RunningBinary::start(binary, &setup.env()).await;
+    setup.wait_until_applied(events.len(), Duration::from_secs(120)).await;
+    let exit = second.terminate().await;
+    assert!(exit.success(), "{exit}");
+    assert_eq!(checksum(&setup.database.pool).await.unwrap(), expected);
+    setup.database.drop_database().await;
+}
