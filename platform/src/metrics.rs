@@ -19,6 +19,7 @@ pub const PROJECTOR_BATCH_EVENTS: &str = "chatsdk_projector_batch_events";
 pub const PROJECTOR_BATCH_DURATION_SECONDS: &str = "chatsdk_projector_batch_duration_seconds";
 pub const PROJECTOR_DEAD_LETTERS_TOTAL: &str = "chatsdk_projector_dead_letters_total";
 pub const PROJECTOR_REBALANCES_TOTAL: &str = "chatsdk_projector_rebalances_total";
+pub const PROJECTOR_ASSIGNED_PARTITIONS: &str = "chatsdk_projector_assigned_partitions";
 pub const PROJECTOR_STALE_BATCHES_TOTAL: &str = "chatsdk_projector_stale_batches_total";
 pub const PROJECTOR_RETRIES_TOTAL: &str = "chatsdk_projector_retries_total";
 /// Next offset to apply, per partition (a label bounded by the partition count).

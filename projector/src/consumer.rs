@@ -200,6 +200,7 @@ impl Projector {
                     }
                 }
             }
+            metrics::gauge!(names::PROJECTOR_ASSIGNED_PARTITIONS).set(self.partitions.len() as f64);
         }
     }
 

@@ -197,6 +197,9 @@ impl Setup {
             ("CHATSDK_CONSUMER__DLQ_TOPIC", self.dlq_topic.clone()),
             ("CHATSDK_CONSUMER__GROUP_ID", self.group.clone()),
             ("CHATSDK_CONSUMER__BATCH_MAX_EVENTS", "50".to_owned()),
+            // A killed member is noticed after the session timeout: keep it short (the broker's minimum is 6 s).
+            ("CHATSDK_KAFKA__SESSION_TIMEOUT_MS", "6000".to_owned()),
+            ("CHATSDK_HTTP__DRAIN_TIMEOUT_MS", "3000".to_owned()),
         ]
     }
 
@@ -358,5 +361,48 @@ async fn projector_restart_mid_batch_loses_and_duplicates_nothing() {
     let exit = second.terminate().await;
     assert!(exit.success(), "{exit}");
     assert_eq!(checksum(&setup.database.pool).await.unwrap(), expected);
+    setup.database.drop_database().await;
+}
+
+/// A metric of a running projector binary, from its `/metrics`.
+async fn metric_of(process: &RunningBinary, name: &str) -> f64 {
+    let text = reqwest::get(process.url("/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|line| line.split([' ', '{']).next() == Some(name))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_surviving_projector_takes_over_the_partitions_of_a_killed_one() {
+    let setup = setup(4).await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_projector"));
+    let survivor = RunningBinary::start(binary, &setup.env()).await;
+    let victim = RunningBinary::start(binary, &setup.env()).await;
+
+    // Both are members of the group before anything is produced, so each is given partitions.
+    wait_for("both projectors to be assigned partitions", Duration::from_secs(60), || async {
+        let survivor_has = metric_of(&survivor, "chatsdk_projector_assigned_partitions").await > 0.0;
+        (survivor_has && metric_of(&victim, "chatsdk_projector_assigned_partitions").await > 0.0).then_some(())
+    })
+    .await;
+
+    // The first half arrives while both are members: each applies the partitions it was given.
+    let traffic = chat_traffic(20, 40);
+    let (first_half, second_half) = traffic.split_at(traffic.len() / 2);
+    let mut events = produce(&setup.stack, &setup.topic, first_half.to_vec()).await;
+    wait_for("both projectors to apply events", Duration::from_secs(60), || async {
+        let applied = |process| metric_of(process, "chatsdk_projector_events_applied_total");
+        (applied(&survivor).await > 0.0 && applied(&victim).await > 0.0).then_some(())
+    })
+    .await;
+    victim.kill().await;
+
+    // The second half: the survivor must take the victim's partitions over from its checkpoints.
+    events.extend(produce(&setup.stack, &setup.topic, second_half.to_vec()).await);
+    setup.wait_until_applied(events.len(), Duration::from_secs(120)).await;
+    assert!(survivor.terminate().await.success());
+    assert_eq!(checksum(&setup.database.pool).await.unwrap(), reference_checksum(&setup.stack, &events).await);
     setup.database.drop_database().await;
 }
