@@ -406,3 +406,38 @@ async fn a_surviving_projector_takes_over_the_partitions_of_a_killed_one() {
     assert_eq!(checksum(&setup.database.pool).await.unwrap(), reference_checksum(&setup.stack, &events).await);
     setup.database.drop_database().await;
 }
+
+#[tokio::test]
+async fn postgres_outage_pauses_the_projector_which_resumes_exactly_where_it_stopped() {
+    let setup = setup(2).await;
+    MIGRATOR.run(&setup.database.pool).await.unwrap();
+    let options: sqlx::postgres::PgConnectOptions = setup.database.url.parse().unwrap();
+    let upstream: std::net::SocketAddr = format!("{}:{}", options.get_host(), options.get_port()).parse().unwrap();
+    let proxy = chatsdk_testkit::fault::FaultProxy::start(upstream).await;
+    let mut config = setup.config();
+    let proxied_url = setup.database.url.replacen(&format!("{}:{}", options.get_host(), options.get_port()), &proxy.address.to_string(), 1);
+    config.postgres.url = Secret::new(proxied_url);
+    let service = RunningService::start::<Application>(config).await;
+
+    let traffic = chat_traffic(10, 20);
+    let (first_half, second_half) = traffic.split_at(traffic.len() / 2);
+    let mut events = produce(&setup.stack, &setup.topic, first_half.to_vec()).await;
+    setup.wait_until_applied(events.len(), Duration::from_secs(60)).await;
+
+    proxy.cut();
+    events.extend(produce(&setup.stack, &setup.topic, second_half.to_vec()).await);
+    let readiness = service.url("/readyz");
+    wait_for("readyz to report postgres down", Duration::from_secs(30), || async {
+        let (status, body) = chatsdk_testkit::service::get_json(&readiness).await;
+        (status == reqwest::StatusCode::SERVICE_UNAVAILABLE && body["checks"]["postgres"]["ok"] == false).then_some(())
+    })
+    .await;
+    let during_outage = applied_offsets(&setup.database, &setup.group).await;
+    assert!(during_outage < events.len() as i64, "everything was applied although PostgreSQL was cut off");
+
+    proxy.restore();
+    setup.wait_until_applied(events.len(), Duration::from_secs(90)).await;
+    service.stop().await.unwrap();
+    assert_eq!(checksum(&setup.database.pool).await.unwrap(), reference_checksum(&setup.stack, &events).await);
+    setup.database.drop_database().await;
+}

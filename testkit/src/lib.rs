@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed expectation is a test failure
 
+pub mod fault;
 pub mod service;
 
 use std::future::Future;
