@@ -5,6 +5,7 @@ pub mod config;
 pub mod consumer;
 pub mod migrations;
 pub mod model;
+pub mod rebuild;
 pub mod store;
 
 use std::future::Future;

@@ -1,6 +1,55 @@
+#![allow(clippy::print_stdout)] // the rebuild and checksum commands answer on stdout
+
 use std::process::ExitCode;
+
+use chatsdk_platform::service::Service;
+use projector::{Application, Config, rebuild};
+
+const USAGE: &str = "usage: projector [--config PATH]                      run the projector service
+       projector rebuild --database-url URL [--config PATH]   replay the whole log into an empty database
+       projector checksum --database-url URL [--config PATH]  print a digest of a database's read models";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    chatsdk_platform::service::main::<projector::Application>().await
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    match arguments.first().map(String::as_str) {
+        Some(command @ ("rebuild" | "checksum")) => tool(command, &arguments[1..]).await,
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => chatsdk_platform::service::main::<Application>().await,
+    }
+}
+
+/// `rebuild` and `checksum`: the checksum on stdout, logs on stderr.
+async fn tool(command: &str, arguments: &[String]) -> ExitCode {
+    let option =
+        |name: &str| arguments.iter().position(|argument| argument == name).and_then(|index| arguments.get(index + 1));
+    let Some(url) = option("--database-url") else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(option("--config").map(std::path::Path::new)) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("projector: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    chatsdk_platform::telemetry::init_for_tool(Application::log_config(&config));
+    let outcome = match command {
+        "rebuild" => rebuild::rebuild(&config, url).await,
+        _ => rebuild::checksum(&config, url).await,
+    };
+    match outcome {
+        Ok(digest) => {
+            println!("{digest}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("projector {command}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

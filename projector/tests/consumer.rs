@@ -415,7 +415,11 @@ async fn postgres_outage_pauses_the_projector_which_resumes_exactly_where_it_sto
     let upstream: std::net::SocketAddr = format!("{}:{}", options.get_host(), options.get_port()).parse().unwrap();
     let proxy = chatsdk_testkit::fault::FaultProxy::start(upstream).await;
     let mut config = setup.config();
-    let proxied_url = setup.database.url.replacen(&format!("{}:{}", options.get_host(), options.get_port()), &proxy.address.to_string(), 1);
+    let proxied_url = setup.database.url.replacen(
+        &format!("{}:{}", options.get_host(), options.get_port()),
+        &proxy.address.to_string(),
+        1,
+    );
     config.postgres.url = Secret::new(proxied_url);
     let service = RunningService::start::<Application>(config).await;
 
@@ -439,5 +443,45 @@ async fn postgres_outage_pauses_the_projector_which_resumes_exactly_where_it_sto
     setup.wait_until_applied(events.len(), Duration::from_secs(90)).await;
     service.stop().await.unwrap();
     assert_eq!(checksum(&setup.database.pool).await.unwrap(), reference_checksum(&setup.stack, &events).await);
+    setup.database.drop_database().await;
+}
+
+async fn run_tool(setup: &Setup, arguments: &[&str]) -> std::process::Output {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(arguments)
+            .envs(setup.env())
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the tool did not finish within 120 s")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn replay_into_a_fresh_database_yields_the_same_checksum() {
+    let setup = setup(3).await;
+    let events = produce(&setup.stack, &setup.topic, chat_traffic(8, 15)).await;
+    let service = RunningService::start::<Application>(setup.config()).await;
+    setup.wait_until_applied(events.len(), Duration::from_secs(60)).await;
+    service.stop().await.unwrap();
+    let live = checksum(&setup.database.pool).await.unwrap();
+
+    let fresh = TestDatabase::create(&setup.stack).await;
+    let rebuilt = run_tool(&setup, &["rebuild", "--database-url", &fresh.url]).await;
+    assert!(rebuilt.status.success(), "rebuild failed: {}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert_eq!(String::from_utf8(rebuilt.stdout).unwrap().trim(), live);
+    assert_eq!(checksum(&fresh.pool).await.unwrap(), live);
+
+    let printed = run_tool(&setup, &["checksum", "--database-url", &setup.database.url]).await;
+    assert_eq!(String::from_utf8(printed.stdout).unwrap().trim(), live);
+
+    // A rebuild never writes into a database that has read models already.
+    let refused = run_tool(&setup, &["rebuild", "--database-url", &setup.database.url]).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
+    fresh.drop_database().await;
     setup.database.drop_database().await;
 }

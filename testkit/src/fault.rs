@@ -17,7 +17,8 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|error| panic!("binding the proxy: {error}"));
+        let listener =
+            TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|error| panic!("binding the proxy: {error}"));
         let address = listener.local_addr().unwrap_or_else(|error| panic!("proxy address: {error}"));
         let (up, state) = watch::channel(true);
         tokio::spawn(async move {

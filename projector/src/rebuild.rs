@@ -1,0 +1,95 @@
+//! `projector rebuild` and `projector checksum`: replay the whole log into an empty database, and digest
+//! a database's read models so two of them can be compared.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chatsdk_platform::config::Secret;
+use chatsdk_platform::postgres::MIGRATOR;
+use chatsdk_schemas::{EventDecoder, RegistrySettings};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::PgPool;
+
+use crate::Config;
+use crate::consumer::Projector;
+use crate::store;
+
+/// Projects the topic from offset 0 into the empty database at `target_url` with a consumer group of its own,
+/// until every partition reaches the end it had when the rebuild started, and returns the new checksum.
+pub async fn rebuild(config: &Config, target_url: &str) -> anyhow::Result<String> {
+    let mut postgres = config.postgres.clone();
+    postgres.url = Secret::new(target_url);
+    let pool = postgres.pool()?;
+    MIGRATOR.run(&pool).await.context("applying the migrations to the target database")?;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM projector_checkpoints) + (SELECT count(*) FROM channels) + \
+                (SELECT count(*) FROM messages)",
+    )
+    .fetch_one(&pool)
+    .await
+    .context("checking that the target database is empty")?;
+    anyhow::ensure!(rows == 0, "the target database is not empty: rebuild only into a fresh database");
+
+    let ends = log_ends(config).await?;
+    let mut settings = config.consumer.clone();
+    settings.group_id = format!("{}-rebuild-{}", settings.group_id, uuid::Uuid::new_v4().simple());
+    let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
+    let projector = Projector::new(settings.clone(), &config.kafka, pool.clone(), decoder)?;
+    tracing::info!(group = settings.group_id, ?ends, "rebuilding from offset 0");
+    projector.run(caught_up(pool.clone(), settings.group_id.clone(), settings.topic.clone(), ends)).await?;
+    store::checksum(&pool).await
+}
+
+/// The digest of the read models at `url`.
+pub async fn checksum(config: &Config, url: &str) -> anyhow::Result<String> {
+    let mut postgres = config.postgres.clone();
+    postgres.url = Secret::new(url);
+    store::checksum(&postgres.pool()?).await
+}
+
+/// The high watermark of every partition of the topic, now.
+async fn log_ends(config: &Config) -> anyhow::Result<HashMap<i32, i64>> {
+    let client: BaseConsumer = config.kafka.consumer_config("projector-rebuild", None).create()?;
+    let topic = config.consumer.topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let metadata = client.fetch_metadata(Some(&topic), timeout).context("fetching the topic's metadata")?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|candidate| candidate.name() == topic)
+            .map(|found| found.partitions().iter().map(|partition| partition.id()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let (_low, high) =
+                    client.fetch_watermarks(&topic, partition, timeout).context("fetching the watermarks")?;
+                Ok((partition, high))
+            })
+            .collect()
+    })
+    .await
+    .context("watermark task")?
+}
+
+/// Resolves when every partition's checkpoint has reached its end.
+async fn caught_up(pool: PgPool, group: String, topic: String, ends: HashMap<i32, i64>) {
+    loop {
+        let checkpoints: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
+        )
+        .bind(&group)
+        .bind(&topic)
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        let reached: HashMap<i32, i64> = checkpoints.into_iter().collect();
+        if ends.iter().all(|(partition, end)| *end == 0 || reached.get(partition).is_some_and(|next| next >= end)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
