@@ -20,6 +20,8 @@ pub const PROJECTOR_BATCH_DURATION_SECONDS: &str = "chatsdk_projector_batch_dura
 pub const PROJECTOR_DEAD_LETTERS_TOTAL: &str = "chatsdk_projector_dead_letters_total";
 pub const PROJECTOR_REBALANCES_TOTAL: &str = "chatsdk_projector_rebalances_total";
 pub const PROJECTOR_ASSIGNED_PARTITIONS: &str = "chatsdk_projector_assigned_partitions";
+/// Events in the log not yet applied, per partition (from librdkafka's statistics).
+pub const PROJECTOR_LAG: &str = "chatsdk_projector_lag";
 pub const PROJECTOR_STALE_BATCHES_TOTAL: &str = "chatsdk_projector_stale_batches_total";
 pub const PROJECTOR_RETRIES_TOTAL: &str = "chatsdk_projector_retries_total";
 /// Next offset to apply, per partition (a label bounded by the partition count).

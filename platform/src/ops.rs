@@ -92,15 +92,40 @@ struct ProbeReport {
     error: Option<String>,
 }
 
-/// The probes behind `/readyz`, run concurrently, each bounded by its own timeout.
-#[derive(Debug, Clone, Default)]
+type ReportFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// The probes behind `/readyz`, run concurrently, each bounded by its own timeout, and informational
+/// reports (such as consumer lag) shown beside them without affecting readiness.
+#[derive(Clone, Default)]
 pub struct Readiness {
     probes: Vec<Probe>,
+    reports: Vec<(&'static str, ReportFn)>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reports: Vec<&str> = self.reports.iter().map(|(name, _)| *name).collect();
+        formatter.debug_struct("Readiness").field("probes", &self.probes).field("reports", &reports).finish()
+    }
 }
 
 impl Readiness {
     pub fn new(probes: Vec<Probe>) -> Self {
-        Self { probes }
+        Self { probes, reports: Vec::new() }
+    }
+
+    /// Adds an informational section to the `/readyz` body under `reports.<name>`.
+    pub fn with_report(
+        mut self,
+        name: &'static str,
+        report: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Self {
+        self.reports.push((name, Arc::new(report)));
+        self
+    }
+
+    fn reports(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.reports.iter().map(|(name, report)| ((*name).to_owned(), report())).collect()
     }
 
     async fn check(&self) -> (bool, BTreeMap<&'static str, ProbeReport>) {
@@ -125,13 +150,15 @@ async fn healthz() -> Response {
 
 async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
     let (ready, checks) = readiness.check().await;
+    let reports = readiness.reports();
     if ready {
-        return Json(json!({ "status": "ready", "checks": checks })).into_response();
+        return Json(json!({ "status": "ready", "checks": checks, "reports": reports })).into_response();
     }
     let failing: Vec<&str> = checks.iter().filter(|(_, report)| !report.ok).map(|(name, _)| *name).collect();
     let body = json!({
         "status": "not_ready",
         "checks": checks,
+        "reports": reports,
         "error": {
             "code": "dependency_unavailable",
             "message": format!("not ready: {}", failing.join(", ")),

@@ -10,8 +10,9 @@
 //! between re-sends them (at least once), never loses them. PostgreSQL or registry outages are retried
 //! with backoff, never skipped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -66,12 +67,76 @@ enum Assignment {
     Revoked(Vec<i32>),
 }
 
+/// Consumer lag per assigned partition: the log's end (librdkafka's statistics) minus the checkpoint.
+/// Shown on `/readyz` and as a metric.
+#[derive(Debug, Clone, Default)]
+pub struct LagBoard {
+    inner: Arc<Mutex<LagInner>>,
+}
+
+#[derive(Debug, Default)]
+struct LagInner {
+    /// High watermark per partition, from the statistics.
+    ends: BTreeMap<i32, i64>,
+    /// Checkpoint of every partition assigned to this process.
+    checkpoints: BTreeMap<i32, i64>,
+}
+
+impl LagBoard {
+    /// Events not yet applied, per assigned partition (0 until the end of a partition is known).
+    pub fn snapshot(&self) -> BTreeMap<i32, i64> {
+        let Ok(inner) = self.inner.lock() else { return BTreeMap::new() };
+        inner
+            .checkpoints
+            .iter()
+            .map(|(partition, checkpoint)| {
+                let end = inner.ends.get(partition).copied().unwrap_or(*checkpoint);
+                (*partition, (end - checkpoint).max(0))
+            })
+            .collect()
+    }
+
+    fn set_ends(&self, ends: BTreeMap<i32, i64>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.ends = ends;
+        }
+        for (partition, lag) in self.snapshot() {
+            metrics::gauge!(names::PROJECTOR_LAG, "partition" => partition.to_string()).set(lag as f64);
+        }
+    }
+
+    fn set_checkpoint(&self, partition: i32, checkpoint: i64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.checkpoints.insert(partition, checkpoint);
+        }
+    }
+
+    fn forget(&self, partition: i32) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.checkpoints.remove(&partition);
+        }
+    }
+}
+
 struct RebalanceNotifier {
     topic: String,
     notes: mpsc::UnboundedSender<Assignment>,
+    lag: LagBoard,
 }
 
-impl ClientContext for RebalanceNotifier {}
+impl ClientContext for RebalanceNotifier {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        // Negative values mean "unknown" (partition not fetched here yet); partition -1 is librdkafka's own.
+        let ends: BTreeMap<i32, i64> = topic
+            .partitions
+            .iter()
+            .filter(|(partition, stats)| **partition >= 0 && stats.hi_offset >= 0)
+            .map(|(partition, stats)| (*partition, stats.hi_offset))
+            .collect();
+        self.lag.set_ends(ends);
+    }
+}
 
 impl ConsumerContext for RebalanceNotifier {
     fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -131,6 +196,7 @@ pub struct Projector {
     decoder: EventDecoder,
     pool: PgPool,
     partitions: HashMap<i32, PartitionState>,
+    lag: LagBoard,
 }
 
 impl std::fmt::Debug for Projector {
@@ -147,13 +213,20 @@ impl Projector {
         decoder: EventDecoder,
     ) -> anyhow::Result<Self> {
         let (notes, assignments) = mpsc::unbounded_channel();
-        let context = RebalanceNotifier { topic: settings.topic.clone(), notes };
+        let lag = LagBoard::default();
+        let context = RebalanceNotifier { topic: settings.topic.clone(), notes, lag: lag.clone() };
         let consumer: StreamConsumer<RebalanceNotifier> = kafka
             .consumer_config("projector", Some(&settings.group_id))
+            .set("statistics.interval.ms", "5000")
             .create_with_context(context)
             .context("creating the projector consumer")?;
         let producer = kafka.producer("projector-dlq")?;
-        Ok(Self { settings, consumer, assignments, producer, decoder, pool, partitions: HashMap::new() })
+        Ok(Self { settings, consumer, assignments, producer, decoder, pool, partitions: HashMap::new(), lag })
+    }
+
+    /// Where `/readyz` reads the lag from.
+    pub fn lag_board(&self) -> LagBoard {
+        self.lag.clone()
     }
 
     /// Consumes until `shutdown` resolves. Batches not yet committed are dropped: their records are applied
@@ -163,7 +236,7 @@ impl Projector {
         let mut shutdown = std::pin::pin!(shutdown);
         let tick = Duration::from_millis(self.settings.batch_max_wait_ms.max(1));
         loop {
-            self.note_assignments();
+            self.note_assignments().await;
             self.flush(false).await;
             let received = tokio::select! {
                 biased;
@@ -184,19 +257,29 @@ impl Projector {
         Ok(())
     }
 
-    fn note_assignments(&mut self) {
+    /// Takes in the assignment changes librdkafka reported: a newly assigned partition reads its stored
+    /// checkpoint and seeks there before anything of it is applied; a revoked one is forgotten, with its
+    /// pending records (its next owner starts from the checkpoint).
+    async fn note_assignments(&mut self) {
         while let Ok(note) = self.assignments.try_recv() {
             match note {
                 Assignment::Assigned(partitions) => {
                     tracing::info!(?partitions, "partitions assigned");
                     for partition in partitions {
                         self.partitions.insert(partition, PartitionState::default());
+                        if let Some(checkpoint) = self.checkpoint_of(partition).await
+                            && let Some(state) = self.partitions.get_mut(&partition)
+                        {
+                            state.sought = Some(checkpoint);
+                            self.seek(partition, checkpoint);
+                        }
                     }
                 }
                 Assignment::Revoked(partitions) => {
                     tracing::info!(?partitions, "partitions revoked");
                     for partition in partitions {
                         self.partitions.remove(&partition);
+                        self.lag.forget(partition);
                     }
                 }
             }
@@ -205,7 +288,7 @@ impl Projector {
     }
 
     async fn receive(&mut self, message: &OwnedMessage) {
-        self.note_assignments();
+        self.note_assignments().await;
         let partition = message.partition();
         let offset = message.offset();
         if !self.partitions.contains_key(&partition) {
@@ -255,6 +338,7 @@ impl Projector {
         };
         tracing::info!(partition, checkpoint = stored, "resuming from the stored checkpoint");
         metrics::gauge!(names::PROJECTOR_CHECKPOINT, "partition" => partition.to_string()).set(stored as f64);
+        self.lag.set_checkpoint(partition, stored);
         if let Some(state) = self.partitions.get_mut(&partition) {
             state.checkpoint = Some(stored);
             state.pending.clear();
@@ -327,6 +411,7 @@ impl Projector {
             match outcome {
                 Ok(next) => {
                     state.checkpoint = Some(next);
+                    self.lag.set_checkpoint(partition, next);
                     self.commit_hint(partition, next);
                 }
                 Err(BatchError::Stale { .. }) => {

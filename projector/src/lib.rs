@@ -53,9 +53,11 @@ impl Service for Application {
             config.registry.readiness_probe()?,
             migrations.readiness_probe(),
         ]);
-        let http = HttpService::bind(&config.http, Router::new(), readiness).await?;
         let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
         let projector = consumer::Projector::new(config.consumer.clone(), &config.kafka, postgres.clone(), decoder)?;
+        let lag = projector.lag_board();
+        let readiness = readiness.with_report("lag", move || serde_json::json!(lag.snapshot()));
+        let http = HttpService::bind(&config.http, Router::new(), readiness).await?;
         Ok(Self {
             http,
             postgres,

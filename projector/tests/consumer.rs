@@ -222,6 +222,15 @@ async fn projects_every_event_exactly_once_across_partitions() {
     setup.wait_until_applied(events.len(), Duration::from_secs(90)).await;
     assert_eq!(checksum(&setup.database.pool).await.unwrap(), expected);
 
+    // /readyz reports the lag of every partition, which drops to zero once caught up.
+    let readiness = service.url("/readyz");
+    wait_for("/readyz to report zero lag on all 4 partitions", Duration::from_secs(30), || async {
+        let (_, body) = chatsdk_testkit::service::get_json(&readiness).await;
+        let lag = body["reports"]["lag"].as_object().cloned().unwrap_or_default();
+        (lag.len() == 4 && lag.values().all(|events| events == 0)).then_some(())
+    })
+    .await;
+
     // More events after the first catch-up arrive too.
     let more = produce(
         &setup.stack,
