@@ -27,6 +27,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::model::PositionedEvent;
 use crate::store::{self, BatchError};
@@ -174,17 +175,32 @@ struct Received {
 struct PartitionState {
     /// The stored checkpoint (next offset to apply); `None` until read after the assignment.
     checkpoint: Option<i64>,
-    /// Records from `checkpoint`, consecutive.
+    /// Records of the batch being applied (at most one per partition, so offsets stay in order).
+    in_flight: usize,
+    /// Records after the batch in flight, consecutive.
     pending: Vec<Received>,
     oldest: Option<Instant>,
     /// The offset of the last seek, so records still queued from before it do not trigger it again.
     sought: Option<i64>,
+    /// Changes with every assignment, so a batch finishing after a revoke-and-reassign is recognised.
+    generation: u64,
+    /// After a failed batch, the next attempt waits until then.
+    retry_after: Option<Instant>,
 }
 
 impl PartitionState {
     fn next_wanted(&self) -> Option<i64> {
-        self.checkpoint.map(|checkpoint| checkpoint + self.pending.len() as i64)
+        self.checkpoint.map(|checkpoint| checkpoint + (self.in_flight + self.pending.len()) as i64)
     }
+}
+
+/// A batch handed to a task, and how it ended.
+struct BatchDone {
+    partition: i32,
+    generation: u64,
+    checkpoint: i64,
+    records: Vec<Received>,
+    outcome: Result<i64, BatchError>,
 }
 
 /// The running consumer of one projector process.
@@ -192,11 +208,29 @@ pub struct Projector {
     settings: ConsumerSettings,
     consumer: StreamConsumer<RebalanceNotifier>,
     assignments: mpsc::UnboundedReceiver<Assignment>,
-    producer: FutureProducer,
     decoder: EventDecoder,
     pool: PgPool,
+    applier: Applier,
+    /// Batches being applied, one partition each: receiving goes on meanwhile.
+    batches: JoinSet<BatchDone>,
     partitions: HashMap<i32, PartitionState>,
+    generations: u64,
     lag: LagBoard,
+}
+
+/// What woke the loop.
+enum Step {
+    Received(Result<OwnedMessage, rdkafka::error::KafkaError>),
+    BatchDone(Result<BatchDone, tokio::task::JoinError>),
+    Tick,
+}
+
+/// What a batch task needs: cheap clones of the pool, the dead-letter producer and the settings.
+#[derive(Clone)]
+struct Applier {
+    settings: ConsumerSettings,
+    pool: PgPool,
+    producer: FutureProducer,
 }
 
 impl std::fmt::Debug for Projector {
@@ -221,7 +255,19 @@ impl Projector {
             .create_with_context(context)
             .context("creating the projector consumer")?;
         let producer = kafka.producer("projector-dlq")?;
-        Ok(Self { settings, consumer, assignments, producer, decoder, pool, partitions: HashMap::new(), lag })
+        let applier = Applier { settings: settings.clone(), pool: pool.clone(), producer };
+        Ok(Self {
+            settings,
+            consumer,
+            assignments,
+            decoder,
+            pool,
+            applier,
+            batches: JoinSet::new(),
+            partitions: HashMap::new(),
+            generations: 0,
+            lag,
+        })
     }
 
     /// Where `/readyz` reads the lag from.
@@ -237,22 +283,27 @@ impl Projector {
         let tick = Duration::from_millis(self.settings.batch_max_wait_ms.max(1));
         loop {
             self.note_assignments().await;
-            self.flush(false).await;
-            let received = tokio::select! {
+            self.start_due_batches();
+            let event = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                received = self.consumer.recv() => Some(received.map(|message| message.detach())),
-                () = tokio::time::sleep(tick) => None,
+                Some(done) = self.batches.join_next(), if !self.batches.is_empty() => Step::BatchDone(done),
+                received = self.consumer.recv() => Step::Received(received.map(|message| message.detach())),
+                () = tokio::time::sleep(tick) => Step::Tick,
             };
-            match received {
-                Some(Ok(message)) => self.receive(&message).await,
-                Some(Err(error)) => {
+            match event {
+                Step::Received(Ok(message)) => self.receive(&message).await,
+                Step::Received(Err(error)) => {
                     tracing::warn!(error = %error, "kafka consume error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                None => {}
+                Step::BatchDone(Ok(done)) => self.finish_batch(done).await,
+                Step::BatchDone(Err(error)) => tracing::error!(error = %error, "batch task failed"),
+                Step::Tick => {}
             }
         }
+        // Batches in flight finish (or fail) on their own; wait so their commits are not cut in half.
+        while self.batches.join_next().await.is_some() {}
         self.consumer.unsubscribe();
         Ok(())
     }
@@ -266,7 +317,11 @@ impl Projector {
                 Assignment::Assigned(partitions) => {
                     tracing::info!(?partitions, "partitions assigned");
                     for partition in partitions {
-                        self.partitions.insert(partition, PartitionState::default());
+                        self.generations += 1;
+                        self.partitions.insert(
+                            partition,
+                            PartitionState { generation: self.generations, ..PartitionState::default() },
+                        );
                         if let Some(checkpoint) = self.checkpoint_of(partition).await
                             && let Some(state) = self.partitions.get_mut(&partition)
                         {
@@ -377,69 +432,75 @@ impl Projector {
         }
     }
 
-    /// Applies every partition's pending batch that is full or old enough (or all of them with `all`),
-    /// partitions concurrently.
-    async fn flush(&mut self, all: bool) {
+    /// Hands every partition's pending records to a batch task when they are many or old enough, unless that
+    /// partition has a batch in flight (one at a time keeps its offsets in order) or waits for a retry.
+    fn start_due_batches(&mut self) {
         let max_wait = Duration::from_millis(self.settings.batch_max_wait_ms);
-        let due: Vec<(i32, i64, Vec<Received>)> = self
-            .partitions
-            .iter_mut()
-            .filter(|(_, state)| {
-                !state.pending.is_empty()
-                    && (all
-                        || state.pending.len() >= self.settings.batch_max_events
-                        || state.oldest.is_some_and(|oldest| oldest.elapsed() >= max_wait))
-            })
-            .filter_map(|(partition, state)| {
-                let checkpoint = state.checkpoint?;
-                state.oldest = None;
-                Some((*partition, checkpoint, std::mem::take(&mut state.pending)))
-            })
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        let this = &*self;
-        let outcomes = join_all(due.into_iter().map(|(partition, checkpoint, records)| async move {
-            let outcome = this.apply(partition, checkpoint, &records).await;
-            (partition, checkpoint, records, outcome)
-        }))
-        .await;
-        let mut stale = Vec::new();
-        for (partition, checkpoint, records, outcome) in outcomes {
-            let Some(state) = self.partitions.get_mut(&partition) else { continue };
-            match outcome {
-                Ok(next) => {
-                    state.checkpoint = Some(next);
-                    self.lag.set_checkpoint(partition, next);
-                    self.commit_hint(partition, next);
-                }
-                Err(BatchError::Stale { .. }) => {
-                    metrics::counter!(names::PROJECTOR_STALE_BATCHES_TOTAL).increment(1);
-                    tracing::warn!(partition, checkpoint, "checkpoint moved by another owner, re-reading it");
-                    state.checkpoint = None;
-                    state.pending.clear();
-                    stale.push(partition);
-                }
-                Err(BatchError::Database(error)) => {
-                    // Keep the batch and try again after a pause; the records stay in order.
-                    metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "postgres").increment(1);
-                    tracing::warn!(partition, error = format!("{error:#}"), "applying a batch failed, retrying");
-                    let mut kept = records;
-                    kept.append(&mut state.pending);
-                    state.pending = kept;
-                    state.oldest = Some(Instant::now());
-                    tokio::time::sleep(Duration::from_millis(self.settings.retry_max_ms.min(1_000))).await;
-                }
-            }
-        }
-        for partition in stale {
-            if let Some(stored) = self.checkpoint_of(partition).await {
-                self.seek(partition, stored);
-            }
+        let now = Instant::now();
+        for (partition, state) in &mut self.partitions {
+            let due = !state.pending.is_empty()
+                && state.in_flight == 0
+                && state.retry_after.is_none_or(|after| now >= after)
+                && (state.pending.len() >= self.settings.batch_max_events
+                    || state.oldest.is_some_and(|oldest| oldest.elapsed() >= max_wait));
+            let Some(checkpoint) = state.checkpoint.filter(|_| due) else { continue };
+            let take = state.pending.len().min(self.settings.batch_max_events);
+            let records: Vec<Received> = state.pending.drain(..take).collect();
+            state.in_flight = records.len();
+            state.oldest = (!state.pending.is_empty()).then_some(now);
+            let (applier, partition, generation) = (self.applier.clone(), *partition, state.generation);
+            self.batches.spawn(async move {
+                let outcome = applier.apply(partition, checkpoint, &records).await;
+                BatchDone { partition, generation, checkpoint, records, outcome }
+            });
         }
     }
 
+    async fn finish_batch(&mut self, done: BatchDone) {
+        let BatchDone { partition, generation, checkpoint, records, outcome } = done;
+        let Some(state) = self.partitions.get_mut(&partition).filter(|state| state.generation == generation) else {
+            // Revoked (and maybe reassigned) meanwhile: the checkpoint in PostgreSQL tells the truth.
+            return;
+        };
+        state.in_flight = 0;
+        match outcome {
+            Ok(next) => {
+                state.checkpoint = Some(next);
+                state.retry_after = None;
+                self.lag.set_checkpoint(partition, next);
+                self.commit_hint(partition, next);
+            }
+            Err(BatchError::Stale { .. }) => {
+                metrics::counter!(names::PROJECTOR_STALE_BATCHES_TOTAL).increment(1);
+                tracing::warn!(partition, checkpoint, "checkpoint moved by another owner, re-reading it");
+                state.checkpoint = None;
+                state.pending.clear();
+                if let Some(stored) = self.checkpoint_of(partition).await {
+                    self.seek(partition, stored);
+                }
+            }
+            Err(BatchError::Database(error)) => {
+                // Put the records back in front, in order, and try again after a pause.
+                metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "postgres").increment(1);
+                tracing::warn!(partition, error = format!("{error:#}"), "applying a batch failed, retrying");
+                let mut kept = records;
+                kept.append(&mut state.pending);
+                state.pending = kept;
+                state.oldest = Some(Instant::now());
+                state.retry_after = Some(Instant::now() + Duration::from_millis(self.settings.retry_max_ms.min(1_000)));
+            }
+        }
+    }
+    /// Tells Kafka where we are, for lag monitoring only; failures do not matter.
+    fn commit_hint(&self, partition: i32, next: i64) {
+        let mut offsets = TopicPartitionList::new();
+        if offsets.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next)).is_ok() {
+            let _hint_only = self.consumer.commit(&offsets, CommitMode::Async);
+        }
+    }
+}
+
+impl Applier {
     /// One batch: fold and write in a transaction, dead letters out, commit. Returns the new checkpoint.
     async fn apply(&self, partition: i32, checkpoint: i64, records: &[Received]) -> Result<i64, BatchError> {
         let started = Instant::now();
@@ -510,13 +571,5 @@ impl Projector {
             tracing::warn!(partition, count = dead.len(), "events sent to the dead-letter topic");
         }
         Ok(())
-    }
-
-    /// Tells Kafka where we are, for lag monitoring only; failures do not matter.
-    fn commit_hint(&self, partition: i32, next: i64) {
-        let mut offsets = TopicPartitionList::new();
-        if offsets.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next)).is_ok() {
-            let _hint_only = self.consumer.commit(&offsets, CommitMode::Async);
-        }
     }
 }
