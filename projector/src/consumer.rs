@@ -55,7 +55,7 @@ impl Default for ConsumerSettings {
             topic: chatsdk_schemas::topics::CHANNEL_EVENTS.to_owned(),
             dlq_topic: chatsdk_schemas::topics::CHANNEL_EVENTS_DLQ.to_owned(),
             batch_max_events: 1_000,
-            batch_max_wait_ms: 50,
+            batch_max_wait_ms: 20,
             retry_max_ms: 5_000,
         }
     }
@@ -167,7 +167,6 @@ struct Received {
     offset: i64,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
-    decoded: Result<Envelope, String>,
 }
 
 /// What the loop knows of one assigned partition.
@@ -208,7 +207,6 @@ pub struct Projector {
     settings: ConsumerSettings,
     consumer: StreamConsumer<RebalanceNotifier>,
     assignments: mpsc::UnboundedReceiver<Assignment>,
-    decoder: EventDecoder,
     pool: PgPool,
     applier: Applier,
     /// Batches being applied, one partition each: receiving goes on meanwhile.
@@ -231,6 +229,7 @@ struct Applier {
     settings: ConsumerSettings,
     pool: PgPool,
     producer: FutureProducer,
+    decoder: EventDecoder,
 }
 
 impl std::fmt::Debug for Projector {
@@ -255,12 +254,11 @@ impl Projector {
             .create_with_context(context)
             .context("creating the projector consumer")?;
         let producer = kafka.producer("projector-dlq")?;
-        let applier = Applier { settings: settings.clone(), pool: pool.clone(), producer };
+        let applier = Applier { settings: settings.clone(), pool: pool.clone(), producer, decoder };
         Ok(Self {
             settings,
             consumer,
             assignments,
-            decoder,
             pool,
             applier,
             batches: JoinSet::new(),
@@ -362,14 +360,12 @@ impl Projector {
             }
             return;
         }
-        let decoded = self.decode(message.payload().unwrap_or_default()).await;
         let Some(state) = self.partitions.get_mut(&partition) else { return };
         state.oldest.get_or_insert_with(Instant::now);
         state.pending.push(Received {
             offset,
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().unwrap_or_default().to_vec(),
-            decoded,
         });
     }
 
@@ -411,24 +407,6 @@ impl Projector {
             Timeout::After(Duration::from_secs(5)),
         ) {
             tracing::warn!(partition, offset, error = %error, "seek failed");
-        }
-    }
-
-    /// Decodes a record, waiting out registry outages: an event is never skipped because the registry was
-    /// down. Other failures are permanent and make the record a dead letter.
-    async fn decode(&self, payload: &[u8]) -> Result<Envelope, String> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match self.decoder.decode(payload).await {
-                Ok(envelope) => return Ok(envelope),
-                Err(error @ DecodeError::RegistryUnavailable(_)) => {
-                    metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "registry").increment(1);
-                    tracing::warn!(error = %error, "registry unavailable, retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
-                }
-                Err(error) => return Err(error.to_string()),
-            }
         }
     }
 
@@ -501,17 +479,37 @@ impl Projector {
 }
 
 impl Applier {
-    /// One batch: fold and write in a transaction, dead letters out, commit. Returns the new checkpoint.
+    /// Decodes a record, waiting out registry outages: an event is never skipped because the registry was
+    /// down. Other failures are permanent and make the record a dead letter.
+    async fn decode(&self, payload: &[u8]) -> Result<Envelope, String> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.decoder.decode(payload).await {
+                Ok(envelope) => return Ok(envelope),
+                Err(error @ DecodeError::RegistryUnavailable(_)) => {
+                    metrics::counter!(names::PROJECTOR_RETRIES_TOTAL, "cause" => "registry").increment(1);
+                    tracing::warn!(error = %error, "registry unavailable, retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
+                }
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+    }
+
+    /// One batch: decode, fold and write in a transaction, dead letters out, commit. Returns the new
+    /// checkpoint. Decoding happens here, in the batch's task, so partitions decode in parallel.
     async fn apply(&self, partition: i32, checkpoint: i64, records: &[Received]) -> Result<i64, BatchError> {
         let started = Instant::now();
         let next = checkpoint + records.len() as i64;
-        let events: Vec<PositionedEvent> = records
-            .iter()
-            .filter_map(|record| {
-                let envelope = record.decoded.as_ref().ok()?.clone();
-                Some(PositionedEvent { partition, offset: record.offset, envelope })
-            })
-            .collect();
+        let mut events = Vec::with_capacity(records.len());
+        let mut dead: Vec<(&Received, String)> = Vec::new();
+        for record in records {
+            match self.decode(&record.payload).await {
+                Ok(envelope) => events.push(PositionedEvent { partition, offset: record.offset, envelope }),
+                Err(error) => dead.push((record, error)),
+            }
+        }
         let prepared = store::begin_batch(
             &self.pool,
             &self.settings.group_id,
@@ -521,10 +519,6 @@ impl Applier {
             &events,
         )
         .await?;
-        let mut dead: Vec<(&Received, String)> = records
-            .iter()
-            .filter_map(|record| record.decoded.as_ref().err().map(|error| (record, error.clone())))
-            .collect();
         for (offset, violation) in &prepared.outcome().violations {
             if let Some(record) = records.iter().find(|record| record.offset == *offset) {
                 dead.push((record, violation.to_string()));
