@@ -207,6 +207,10 @@ async fn main() {
     if !std::env::args().any(|argument| argument == "--bench") {
         return;
     }
+    chatsdk_platform::telemetry::init_for_tool(&chatsdk_platform::config::LogConfig {
+        format: chatsdk_platform::config::LogFormat::Pretty,
+        filter: "warn,projector=info,chatsdk_platform=info".to_owned(),
+    });
     let total = setting("BENCH_EVENTS", 100_000) as usize;
     let rate = setting("BENCH_RATE", 1_000);
     let seconds = setting("BENCH_SECONDS", 30);

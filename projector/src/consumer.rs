@@ -214,7 +214,12 @@ pub struct Projector {
     partitions: HashMap<i32, PartitionState>,
     generations: u64,
     lag: LagBoard,
+    /// Checkpoints not yet reported to Kafka, and when they last were.
+    hints: BTreeMap<i32, i64>,
+    last_hint: Instant,
 }
+
+const HINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What woke the loop.
 enum Step {
@@ -265,6 +270,8 @@ impl Projector {
             partitions: HashMap::new(),
             generations: 0,
             lag,
+            hints: BTreeMap::new(),
+            last_hint: Instant::now(),
         })
     }
 
@@ -282,6 +289,7 @@ impl Projector {
         loop {
             self.note_assignments().await;
             self.start_due_batches();
+            self.commit_hints(false);
             let event = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -301,8 +309,12 @@ impl Projector {
             }
         }
         // Batches in flight finish (or fail) on their own; wait so their commits are not cut in half.
+        tracing::info!(in_flight = self.batches.len(), "consumer stopping");
         while self.batches.join_next().await.is_some() {}
-        self.consumer.unsubscribe();
+        tracing::info!("batches drained, leaving the group");
+        // Closing the consumer (on drop) leaves the group, so its partitions move at once.
+        drop(self);
+        tracing::info!("left the group");
         Ok(())
     }
 
@@ -446,7 +458,7 @@ impl Projector {
                 state.checkpoint = Some(next);
                 state.retry_after = None;
                 self.lag.set_checkpoint(partition, next);
-                self.commit_hint(partition, next);
+                self.hints.insert(partition, next);
             }
             Err(BatchError::Stale { .. }) => {
                 metrics::counter!(names::PROJECTOR_STALE_BATCHES_TOTAL).increment(1);
@@ -469,12 +481,18 @@ impl Projector {
             }
         }
     }
-    /// Tells Kafka where we are, for lag monitoring only; failures do not matter.
-    fn commit_hint(&self, partition: i32, next: i64) {
-        let mut offsets = TopicPartitionList::new();
-        if offsets.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next)).is_ok() {
-            let _hint_only = self.consumer.commit(&offsets, CommitMode::Async);
+    /// Tells Kafka where we are, for outside lag monitoring only (failures do not matter), at most every few
+    /// seconds: one commit per batch would queue thousands of results that closing the consumer must drain.
+    fn commit_hints(&mut self, force: bool) {
+        if self.hints.is_empty() || (!force && self.last_hint.elapsed() < HINT_INTERVAL) {
+            return;
         }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in std::mem::take(&mut self.hints) {
+            let _ignored = offsets.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next));
+        }
+        self.last_hint = Instant::now();
+        let _hint_only = self.consumer.commit(&offsets, CommitMode::Async);
     }
 }
 
