@@ -22,9 +22,9 @@ pub async fn rebuild(config: &Config, target_url: &str) -> anyhow::Result<String
     postgres.url = Secret::new(target_url);
     let pool = postgres.pool()?;
     MIGRATOR.run(&pool).await.context("applying the migrations to the target database")?;
-    let rows: i64 = sqlx::query_scalar(
+    let rows: i64 = sqlx::query_scalar!(
         "SELECT (SELECT count(*) FROM projector_checkpoints) + (SELECT count(*) FROM channels) + \
-                (SELECT count(*) FROM messages)",
+                (SELECT count(*) FROM messages) AS \"rows!\""
     )
     .fetch_one(&pool)
     .await
@@ -78,15 +78,15 @@ async fn log_ends(config: &Config) -> anyhow::Result<HashMap<i32, i64>> {
 /// Resolves when every partition's checkpoint has reached its end.
 async fn caught_up(pool: PgPool, group: String, topic: String, ends: HashMap<i32, i64>) {
     loop {
-        let checkpoints: Vec<(i32, i64)> = sqlx::query_as(
+        let checkpoints = sqlx::query!(
             "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
+            group,
+            topic
         )
-        .bind(&group)
-        .bind(&topic)
         .fetch_all(&pool)
         .await
         .unwrap_or_default();
-        let reached: HashMap<i32, i64> = checkpoints.into_iter().collect();
+        let reached: HashMap<i32, i64> = checkpoints.into_iter().map(|row| (row.partition, row.next_offset)).collect();
         if ends.iter().all(|(partition, end)| *end == 0 || reached.get(partition).is_some_and(|next| next >= end)) {
             return;
         }

@@ -10,7 +10,7 @@ use chatsdk_schemas::ids::{AppId, ChannelId, MessageId};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::model::{ChannelRow, MemberRow, MessageRow, Needs, PinRow, PositionedEvent, ReadModel, Violation};
@@ -40,12 +40,12 @@ pub enum BatchError {
 
 /// The stored checkpoint: the next offset to apply (0 when the partition was never applied).
 pub async fn checkpoint(pool: &PgPool, consumer: &str, topic: &str, partition: i32) -> anyhow::Result<i64> {
-    let stored: Option<i64> = sqlx::query_scalar(
+    let stored: Option<i64> = sqlx::query_scalar!(
         "SELECT next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2 AND partition = $3",
+        consumer,
+        topic,
+        partition
     )
-    .bind(consumer)
-    .bind(topic)
-    .bind(partition)
     .fetch_optional(pool)
     .await
     .context("reading the checkpoint")?;
@@ -128,24 +128,34 @@ async fn advance_checkpoint(
     expected: i64,
     next: i64,
 ) -> anyhow::Result<bool> {
-    let query = if expected == 0 {
+    let result = if expected == 0 {
         // The first batch of a partition creates the row, unless someone else already did.
-        "INSERT INTO projector_checkpoints (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $5) \
-         ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now() \
-         WHERE projector_checkpoints.next_offset = $4"
-    } else {
-        "UPDATE projector_checkpoints SET next_offset = $5, updated_at = now() \
-         WHERE consumer = $1 AND topic = $2 AND partition = $3 AND next_offset = $4"
-    };
-    let result = sqlx::query(query)
-        .bind(consumer)
-        .bind(topic)
-        .bind(partition)
-        .bind(expected)
-        .bind(next)
+        sqlx::query!(
+            "INSERT INTO projector_checkpoints (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $5) \
+             ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now() \
+             WHERE projector_checkpoints.next_offset = $4",
+            consumer,
+            topic,
+            partition,
+            expected,
+            next
+        )
         .execute(connection)
         .await
-        .context("advancing the checkpoint")?;
+    } else {
+        sqlx::query!(
+            "UPDATE projector_checkpoints SET next_offset = $5, updated_at = now() \
+             WHERE consumer = $1 AND topic = $2 AND partition = $3 AND next_offset = $4",
+            consumer,
+            topic,
+            partition,
+            expected,
+            next
+        )
+        .execute(connection)
+        .await
+    }
+    .context("advancing the checkpoint")?;
     Ok(result.rows_affected() == 1)
 }
 
@@ -171,239 +181,226 @@ where
 pub async fn load(connection: &mut PgConnection, needs: &Needs) -> anyhow::Result<ReadModel> {
     let mut model = ReadModel::default();
 
-    let (apps, channels): (Vec<&str>, Vec<&str>) =
-        needs.channels.iter().map(|(app, channel)| (app.as_str(), channel.as_str())).unzip();
-    let rows = sqlx::query(
-        "SELECT c.app_id, c.channel_id, channel_type, name, topic, custom::text AS custom, created_by, created_at, \
+    let (apps, channels): (Vec<String>, Vec<String>) =
+        needs.channels.iter().map(|(app, channel)| (app.to_string(), channel.to_string())).unzip();
+    let rows = sqlx::query!(
+        "SELECT c.app_id, c.channel_id, channel_type, name, topic, custom::text AS \"custom!\", created_by, created_at, \
                 updated_at, archived_at, kafka_partition, last_offset, message_count, last_message_id, \
                 last_message_at, last_message_offset \
          FROM channels c JOIN UNNEST($1::text[], $2::text[]) AS k(app_id, channel_id) USING (app_id, channel_id)",
+        &apps,
+        &channels
     )
-    .bind(&apps)
-    .bind(&channels)
     .fetch_all(&mut *connection)
     .await
     .context("loading channels")?;
     for row in rows {
-        let custom: String = row.get("custom");
+        let custom: String = row.custom;
         model.channels.load(
-            (id(row.get("app_id"))?, id(row.get("channel_id"))?),
+            (id(row.app_id)?, id(row.channel_id)?),
             ChannelRow {
-                channel_type: parse::<ChannelType>(row.get("channel_type"))?,
-                name: row.get("name"),
-                topic: row.get("topic"),
+                channel_type: parse::<ChannelType>(&row.channel_type)?,
+                name: row.name,
+                topic: row.topic,
                 custom: serde_json::from_str(&custom).context("channels.custom")?,
-                created_by: id(row.get("created_by"))?,
-                created_at: row.get("created_at"),
-                updated_at: row.get("updated_at"),
-                archived_at: row.get("archived_at"),
-                partition: row.get("kafka_partition"),
-                last_offset: row.get("last_offset"),
-                message_count: row.get("message_count"),
-                last_message_id: row.get::<Option<Uuid>, _>("last_message_id").map(MessageId::from_uuid),
-                last_message_at: row.get("last_message_at"),
-                last_message_offset: row.get("last_message_offset"),
+                created_by: id(row.created_by)?,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                archived_at: row.archived_at,
+                partition: row.kafka_partition,
+                last_offset: row.last_offset,
+                message_count: row.message_count,
+                last_message_id: row.last_message_id.map(MessageId::from_uuid),
+                last_message_at: row.last_message_at,
+                last_message_offset: row.last_message_offset,
             },
         );
     }
 
-    let mut member_columns: [Vec<&str>; 3] = Default::default();
+    let mut member_columns: [Vec<String>; 3] = Default::default();
     for (app, channel, user) in &needs.members {
-        member_columns[0].push(app.as_str());
-        member_columns[1].push(channel.as_str());
-        member_columns[2].push(user.as_str());
+        member_columns[0].push(app.to_string());
+        member_columns[1].push(channel.to_string());
+        member_columns[2].push(user.to_string());
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT m.app_id, m.channel_id, m.user_id, role, joined_at, joined_offset, left_at, read_offset, read_count \
          FROM members m JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(app_id, channel_id, user_id) \
               USING (app_id, channel_id, user_id)",
+        &member_columns[0],
+        &member_columns[1],
+        &member_columns[2]
     )
-    .bind(&member_columns[0])
-    .bind(&member_columns[1])
-    .bind(&member_columns[2])
     .fetch_all(&mut *connection)
     .await
     .context("loading members")?;
     for row in rows {
         model.members.load(
-            (id(row.get("app_id"))?, id(row.get("channel_id"))?, id(row.get("user_id"))?),
+            (id(row.app_id)?, id(row.channel_id)?, id(row.user_id)?),
             MemberRow {
-                role: parse::<Role>(row.get("role"))?,
-                joined_at: row.get("joined_at"),
-                joined_offset: row.get("joined_offset"),
-                left_at: row.get("left_at"),
-                read_offset: row.get("read_offset"),
-                read_count: row.get("read_count"),
+                role: parse::<Role>(&row.role)?,
+                joined_at: row.joined_at,
+                joined_offset: row.joined_offset,
+                left_at: row.left_at,
+                read_offset: row.read_offset,
+                read_count: row.read_count,
             },
         );
     }
 
-    let (message_apps, message_ids): (Vec<&str>, Vec<Uuid>) =
-        needs.messages.iter().map(|(app, message)| (app.as_str(), *message.as_uuid())).unzip();
-    let rows = sqlx::query(
-        "SELECT m.app_id, m.message_id, channel_id, author_id, client_msg_id, text, to_jsonb(mentions)::text AS mentions, \
-                attachments::text AS attachments, custom::text AS custom, parent_id, reply_count, last_reply_at, \
+    let (message_apps, message_ids): (Vec<String>, Vec<Uuid>) =
+        needs.messages.iter().map(|(app, message)| (app.to_string(), *message.as_uuid())).unzip();
+    let rows = sqlx::query!(
+        "SELECT m.app_id, m.message_id, channel_id, author_id, client_msg_id, text, to_jsonb(mentions)::text AS \"mentions!\", \
+                attachments::text AS \"attachments!\", custom::text AS custom, parent_id, reply_count, last_reply_at, \
                 ordinal, kafka_partition, kafka_offset, created_at, edited_at, deleted_at, purged \
          FROM messages m JOIN UNNEST($1::text[], $2::uuid[]) AS k(app_id, message_id) USING (app_id, message_id)",
+        &message_apps,
+        &message_ids
     )
-    .bind(&message_apps)
-    .bind(&message_ids)
     .fetch_all(&mut *connection)
     .await
     .context("loading messages")?;
     for row in rows {
-        let mentions: String = row.get("mentions");
-        let attachments: String = row.get("attachments");
-        let custom: Option<String> = row.get("custom");
+        let mentions: String = row.mentions;
+        let attachments: String = row.attachments;
+        let custom: Option<String> = row.custom;
         model.messages.load(
-            (id(row.get("app_id"))?, MessageId::from_uuid(row.get("message_id"))),
+            (id(row.app_id)?, MessageId::from_uuid(row.message_id)),
             MessageRow {
-                channel_id: id(row.get("channel_id"))?,
-                author_id: id(row.get("author_id"))?,
-                client_msg_id: row.get("client_msg_id"),
-                text: row.get("text"),
+                channel_id: id(row.channel_id)?,
+                author_id: id(row.author_id)?,
+                client_msg_id: row.client_msg_id,
+                text: row.text,
                 mentions: serde_json::from_str(&mentions).context("messages.mentions")?,
                 attachments: serde_json::from_str::<Vec<Attachment>>(&attachments).context("messages.attachments")?,
                 custom: custom.map(|text| serde_json::from_str(&text)).transpose().context("messages.custom")?,
-                parent_id: row.get::<Option<Uuid>, _>("parent_id").map(MessageId::from_uuid),
-                reply_count: row.get("reply_count"),
-                last_reply_at: row.get("last_reply_at"),
-                ordinal: row.get("ordinal"),
-                partition: row.get("kafka_partition"),
-                offset: row.get("kafka_offset"),
-                created_at: row.get("created_at"),
-                edited_at: row.get("edited_at"),
-                deleted_at: row.get("deleted_at"),
-                purged: row.get("purged"),
+                parent_id: row.parent_id.map(MessageId::from_uuid),
+                reply_count: row.reply_count,
+                last_reply_at: row.last_reply_at,
+                ordinal: row.ordinal,
+                partition: row.kafka_partition,
+                offset: row.kafka_offset,
+                created_at: row.created_at,
+                edited_at: row.edited_at,
+                deleted_at: row.deleted_at,
+                purged: row.purged,
             },
         );
     }
 
-    let mut reaction_columns: (Vec<&str>, Vec<Uuid>, Vec<&str>, Vec<&str>) = Default::default();
+    let mut reaction_columns: (Vec<String>, Vec<Uuid>, Vec<String>, Vec<String>) = Default::default();
     for (app, message, emoji, user) in &needs.reactions {
-        reaction_columns.0.push(app.as_str());
+        reaction_columns.0.push(app.to_string());
         reaction_columns.1.push(*message.as_uuid());
-        reaction_columns.2.push(emoji);
-        reaction_columns.3.push(user.as_str());
+        reaction_columns.2.push(emoji.clone());
+        reaction_columns.3.push(user.to_string());
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT r.app_id, r.message_id, r.emoji, r.user_id, created_at FROM reactions r \
          JOIN UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[]) AS k(app_id, message_id, emoji, user_id) \
               USING (app_id, message_id, emoji, user_id)",
+        &reaction_columns.0,
+        &reaction_columns.1,
+        &reaction_columns.2,
+        &reaction_columns.3
     )
-    .bind(&reaction_columns.0)
-    .bind(&reaction_columns.1)
-    .bind(&reaction_columns.2)
-    .bind(&reaction_columns.3)
     .fetch_all(&mut *connection)
     .await
     .context("loading reactions")?;
     for row in rows {
-        model.reactions.load(
-            (
-                id(row.get("app_id"))?,
-                MessageId::from_uuid(row.get("message_id")),
-                row.get("emoji"),
-                id(row.get("user_id"))?,
-            ),
-            row.get("created_at"),
-        );
+        model
+            .reactions
+            .load((id(row.app_id)?, MessageId::from_uuid(row.message_id), row.emoji, id(row.user_id)?), row.created_at);
     }
 
-    let mut count_columns: (Vec<&str>, Vec<Uuid>, Vec<&str>) = Default::default();
+    let mut count_columns: (Vec<String>, Vec<Uuid>, Vec<String>) = Default::default();
     for (app, message, emoji) in &needs.reaction_counts {
-        count_columns.0.push(app.as_str());
+        count_columns.0.push(app.to_string());
         count_columns.1.push(*message.as_uuid());
-        count_columns.2.push(emoji);
+        count_columns.2.push(emoji.clone());
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT c.app_id, c.message_id, c.emoji, count FROM reaction_counts c \
          JOIN UNNEST($1::text[], $2::uuid[], $3::text[]) AS k(app_id, message_id, emoji) USING (app_id, message_id, emoji)",
+        &count_columns.0,
+        &count_columns.1,
+        &count_columns.2
     )
-    .bind(&count_columns.0)
-    .bind(&count_columns.1)
-    .bind(&count_columns.2)
     .fetch_all(&mut *connection)
     .await
     .context("loading reaction counts")?;
     for row in rows {
-        model.reaction_counts.load(
-            (id(row.get("app_id"))?, MessageId::from_uuid(row.get("message_id")), row.get("emoji")),
-            row.get("count"),
-        );
+        model.reaction_counts.load((id(row.app_id)?, MessageId::from_uuid(row.message_id), row.emoji), row.count);
     }
 
-    let mut pin_columns: (Vec<&str>, Vec<&str>, Vec<Uuid>) = Default::default();
+    let mut pin_columns: (Vec<String>, Vec<String>, Vec<Uuid>) = Default::default();
     for (app, channel, message) in &needs.pins {
-        pin_columns.0.push(app.as_str());
-        pin_columns.1.push(channel.as_str());
+        pin_columns.0.push(app.to_string());
+        pin_columns.1.push(channel.to_string());
         pin_columns.2.push(*message.as_uuid());
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT p.app_id, p.channel_id, p.message_id, pinned_by, pinned_at FROM pins p \
          JOIN UNNEST($1::text[], $2::text[], $3::uuid[]) AS k(app_id, channel_id, message_id) \
               USING (app_id, channel_id, message_id)",
+        &pin_columns.0,
+        &pin_columns.1,
+        &pin_columns.2
     )
-    .bind(&pin_columns.0)
-    .bind(&pin_columns.1)
-    .bind(&pin_columns.2)
     .fetch_all(&mut *connection)
     .await
     .context("loading pins")?;
     for row in rows {
         model.pins.load(
-            (id(row.get("app_id"))?, id(row.get("channel_id"))?, MessageId::from_uuid(row.get("message_id"))),
-            PinRow { pinned_by: id(row.get("pinned_by"))?, pinned_at: row.get("pinned_at") },
+            (id(row.app_id)?, id(row.channel_id)?, MessageId::from_uuid(row.message_id)),
+            PinRow { pinned_by: id(row.pinned_by)?, pinned_at: row.pinned_at },
         );
     }
 
-    let mut pair_columns: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+    let mut pair_columns: (Vec<String>, Vec<String>, Vec<String>) = Default::default();
     for (app, low, high) in &needs.dm_pairs {
-        pair_columns.0.push(app.as_str());
-        pair_columns.1.push(low.as_str());
-        pair_columns.2.push(high.as_str());
+        pair_columns.0.push(app.to_string());
+        pair_columns.1.push(low.to_string());
+        pair_columns.2.push(high.to_string());
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT d.app_id, d.user_low, d.user_high, channel_id FROM dm_pairs d \
          JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(app_id, user_low, user_high) USING (app_id, user_low, user_high)",
+        &pair_columns.0,
+        &pair_columns.1,
+        &pair_columns.2
     )
-    .bind(&pair_columns.0)
-    .bind(&pair_columns.1)
-    .bind(&pair_columns.2)
     .fetch_all(&mut *connection)
     .await
     .context("loading dm pairs")?;
     for row in rows {
-        model.dm_pairs.load(
-            (id(row.get("app_id"))?, id(row.get("user_low"))?, id(row.get("user_high"))?),
-            id(row.get("channel_id"))?,
-        );
+        model.dm_pairs.load((id(row.app_id)?, id(row.user_low)?, id(row.user_high)?), id(row.channel_id)?);
     }
 
-    let mut ordinal_columns: (Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+    let mut ordinal_columns: (Vec<String>, Vec<String>, Vec<i64>) = Default::default();
     for (app, channel, offset) in &needs.ordinals_at {
-        ordinal_columns.0.push(app.as_str());
-        ordinal_columns.1.push(channel.as_str());
+        ordinal_columns.0.push(app.to_string());
+        ordinal_columns.1.push(channel.to_string());
         ordinal_columns.2.push(*offset);
     }
-    let rows = sqlx::query(
-        "SELECT k.app_id, k.channel_id, k.at_offset, \
+    let rows = sqlx::query!(
+        "SELECT k.app_id AS \"app_id!\", k.channel_id AS \"channel_id!\", k.at_offset AS \"at_offset!\", \
                 (SELECT max(m.ordinal) FROM messages m \
                  WHERE m.app_id = k.app_id AND m.channel_id = k.channel_id AND m.kafka_offset <= k.at_offset) AS ordinal \
          FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS k(app_id, channel_id, at_offset)",
+        &ordinal_columns.0,
+        &ordinal_columns.1,
+        &ordinal_columns.2
     )
-    .bind(&ordinal_columns.0)
-    .bind(&ordinal_columns.1)
-    .bind(&ordinal_columns.2)
     .fetch_all(&mut *connection)
     .await
     .context("loading read-marker ordinals")?;
     for row in rows {
-        let ordinal: Option<i64> = row.get("ordinal");
-        model.ordinals_at.insert(
-            (id::<AppId>(row.get("app_id"))?, id::<ChannelId>(row.get("channel_id"))?, row.get("at_offset")),
-            ordinal.unwrap_or(0),
-        );
+        let ordinal: Option<i64> = row.ordinal;
+        model
+            .ordinals_at
+            .insert((id::<AppId>(row.app_id)?, id::<ChannelId>(row.channel_id)?, row.at_offset), ordinal.unwrap_or(0));
     }
     Ok(model)
 }
@@ -426,7 +423,7 @@ async fn write_channels(connection: &mut PgConnection, model: &ReadModel) -> any
     for ((app, channel), row) in model.channels.upserts() {
         columns.push(app, channel, row);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO channels (app_id, channel_id, channel_type, name, topic, custom, created_by, created_at, updated_at, \
                                archived_at, kafka_partition, last_offset, message_count, last_message_id, \
                                last_message_at, last_message_offset) \
@@ -443,23 +440,23 @@ async fn write_channels(connection: &mut PgConnection, model: &ReadModel) -> any
              archived_at = EXCLUDED.archived_at, last_offset = EXCLUDED.last_offset, \
              message_count = EXCLUDED.message_count, last_message_id = EXCLUDED.last_message_id, \
              last_message_at = EXCLUDED.last_message_at, last_message_offset = EXCLUDED.last_message_offset",
+        &columns.app_id,
+        &columns.channel_id,
+        &columns.channel_type,
+        &columns.name as &[Option<String>],
+        &columns.topic as &[Option<String>],
+        &columns.custom,
+        &columns.created_by,
+        &columns.created_at,
+        &columns.updated_at,
+        &columns.archived_at as &[Option<DateTime<Utc>>],
+        &columns.partition,
+        &columns.last_offset,
+        &columns.message_count,
+        &columns.last_message_id as &[Option<Uuid>],
+        &columns.last_message_at as &[Option<DateTime<Utc>>],
+        &columns.last_message_offset as &[Option<i64>]
     )
-    .bind(&columns.app_id)
-    .bind(&columns.channel_id)
-    .bind(&columns.channel_type)
-    .bind(&columns.name)
-    .bind(&columns.topic)
-    .bind(&columns.custom)
-    .bind(&columns.created_by)
-    .bind(&columns.created_at)
-    .bind(&columns.updated_at)
-    .bind(&columns.archived_at)
-    .bind(&columns.partition)
-    .bind(&columns.last_offset)
-    .bind(&columns.message_count)
-    .bind(&columns.last_message_id)
-    .bind(&columns.last_message_at)
-    .bind(&columns.last_message_offset)
     .execute(&mut *connection)
     .await
     .context("writing channels")?;
@@ -521,9 +518,9 @@ async fn write_members(connection: &mut PgConnection, model: &ReadModel) -> anyh
     let mut read_offset = Vec::new();
     let mut read_count = Vec::new();
     for ((app, channel, user), row) in model.members.upserts() {
-        app_id.push(app.as_str());
-        channel_id.push(channel.as_str());
-        user_id.push(user.as_str());
+        app_id.push(app.to_string());
+        channel_id.push(channel.to_string());
+        user_id.push(user.to_string());
         role.push(name_of(&row.role));
         joined_at.push(row.joined_at);
         joined_offset.push(row.joined_offset);
@@ -531,23 +528,23 @@ async fn write_members(connection: &mut PgConnection, model: &ReadModel) -> anyh
         read_offset.push(row.read_offset);
         read_count.push(row.read_count);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO members (app_id, channel_id, user_id, role, joined_at, joined_offset, left_at, read_offset, read_count) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], \
                               $7::timestamptz[], $8::bigint[], $9::bigint[]) \
          ON CONFLICT (app_id, channel_id, user_id) DO UPDATE SET \
              role = EXCLUDED.role, joined_at = EXCLUDED.joined_at, joined_offset = EXCLUDED.joined_offset, \
              left_at = EXCLUDED.left_at, read_offset = EXCLUDED.read_offset, read_count = EXCLUDED.read_count",
+        &app_id,
+        &channel_id,
+        &user_id,
+        &role,
+        &joined_at,
+        &joined_offset,
+        &left_at as &[Option<DateTime<Utc>>],
+        &read_offset as &[Option<i64>],
+        &read_count
     )
-    .bind(&app_id)
-    .bind(&channel_id)
-    .bind(&user_id)
-    .bind(&role)
-    .bind(&joined_at)
-    .bind(&joined_offset)
-    .bind(&left_at)
-    .bind(&read_offset)
-    .bind(&read_count)
     .execute(&mut *connection)
     .await
     .context("writing members")?;
@@ -562,7 +559,7 @@ async fn write_messages(connection: &mut PgConnection, model: &ReadModel) -> any
     for ((app, message), row) in model.messages.upserts() {
         columns.push(app, *message, row)?;
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO messages (app_id, message_id, channel_id, author_id, client_msg_id, text, mentions, attachments, \
                                custom, parent_id, reply_count, last_reply_at, ordinal, kafka_partition, kafka_offset, \
                                created_at, edited_at, deleted_at, purged) \
@@ -580,26 +577,26 @@ async fn write_messages(connection: &mut PgConnection, model: &ReadModel) -> any
              text = EXCLUDED.text, mentions = EXCLUDED.mentions, attachments = EXCLUDED.attachments, \
              custom = EXCLUDED.custom, reply_count = EXCLUDED.reply_count, last_reply_at = EXCLUDED.last_reply_at, \
              edited_at = EXCLUDED.edited_at, deleted_at = EXCLUDED.deleted_at, purged = EXCLUDED.purged",
+        &columns.app_id,
+        &columns.message_id,
+        &columns.channel_id,
+        &columns.author_id,
+        &columns.client_msg_id as &[Option<String>],
+        &columns.text,
+        &columns.mentions,
+        &columns.attachments,
+        &columns.custom as &[Option<String>],
+        &columns.parent_id as &[Option<Uuid>],
+        &columns.reply_count,
+        &columns.last_reply_at as &[Option<DateTime<Utc>>],
+        &columns.ordinal as &[Option<i64>],
+        &columns.partition,
+        &columns.offset,
+        &columns.created_at,
+        &columns.edited_at as &[Option<DateTime<Utc>>],
+        &columns.deleted_at as &[Option<DateTime<Utc>>],
+        &columns.purged
     )
-    .bind(&columns.app_id)
-    .bind(&columns.message_id)
-    .bind(&columns.channel_id)
-    .bind(&columns.author_id)
-    .bind(&columns.client_msg_id)
-    .bind(&columns.text)
-    .bind(&columns.mentions)
-    .bind(&columns.attachments)
-    .bind(&columns.custom)
-    .bind(&columns.parent_id)
-    .bind(&columns.reply_count)
-    .bind(&columns.last_reply_at)
-    .bind(&columns.ordinal)
-    .bind(&columns.partition)
-    .bind(&columns.offset)
-    .bind(&columns.created_at)
-    .bind(&columns.edited_at)
-    .bind(&columns.deleted_at)
-    .bind(&columns.purged)
     .execute(&mut *connection)
     .await
     .context("writing messages")?;
@@ -655,49 +652,49 @@ impl MessageColumns {
 }
 
 /// app, message, emoji, user, created_at
-type ReactionColumns<'a> = (Vec<&'a str>, Vec<Uuid>, Vec<&'a str>, Vec<&'a str>, Vec<DateTime<Utc>>);
+type ReactionColumns = (Vec<String>, Vec<Uuid>, Vec<String>, Vec<String>, Vec<DateTime<Utc>>);
 /// app, channel, message, pinned_by, pinned_at
-type PinColumns<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<Uuid>, Vec<&'a str>, Vec<DateTime<Utc>>);
+type PinColumns = (Vec<String>, Vec<String>, Vec<Uuid>, Vec<String>, Vec<DateTime<Utc>>);
 
 async fn write_reactions(connection: &mut PgConnection, model: &ReadModel) -> anyhow::Result<()> {
     if !model.reactions.is_unchanged() {
-        let mut added: ReactionColumns<'_> = Default::default();
+        let mut added: ReactionColumns = Default::default();
         for ((app, message, emoji, user), created_at) in model.reactions.upserts() {
-            added.0.push(app.as_str());
+            added.0.push(app.to_string());
             added.1.push(*message.as_uuid());
-            added.2.push(emoji);
-            added.3.push(user.as_str());
+            added.2.push(emoji.clone());
+            added.3.push(user.to_string());
             added.4.push(*created_at);
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO reactions (app_id, message_id, emoji, user_id, created_at) \
              SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
              ON CONFLICT DO NOTHING",
+            &added.0,
+            &added.1,
+            &added.2,
+            &added.3,
+            &added.4
         )
-        .bind(&added.0)
-        .bind(&added.1)
-        .bind(&added.2)
-        .bind(&added.3)
-        .bind(&added.4)
         .execute(&mut *connection)
         .await
         .context("adding reactions")?;
-        let mut removed: (Vec<&str>, Vec<Uuid>, Vec<&str>, Vec<&str>) = Default::default();
+        let mut removed: (Vec<String>, Vec<Uuid>, Vec<String>, Vec<String>) = Default::default();
         for (app, message, emoji, user) in model.reactions.removals() {
-            removed.0.push(app.as_str());
+            removed.0.push(app.to_string());
             removed.1.push(*message.as_uuid());
-            removed.2.push(emoji);
-            removed.3.push(user.as_str());
+            removed.2.push(emoji.clone());
+            removed.3.push(user.to_string());
         }
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM reactions r USING UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[]) \
                  AS k(app_id, message_id, emoji, user_id) \
              WHERE r.app_id = k.app_id AND r.message_id = k.message_id AND r.emoji = k.emoji AND r.user_id = k.user_id",
+            &removed.0,
+            &removed.1,
+            &removed.2,
+            &removed.3
         )
-        .bind(&removed.0)
-        .bind(&removed.1)
-        .bind(&removed.2)
-        .bind(&removed.3)
         .execute(&mut *connection)
         .await
         .context("removing reactions")?;
@@ -705,38 +702,38 @@ async fn write_reactions(connection: &mut PgConnection, model: &ReadModel) -> an
     if model.reaction_counts.is_unchanged() {
         return Ok(());
     }
-    let mut counted: (Vec<&str>, Vec<Uuid>, Vec<&str>, Vec<i32>) = Default::default();
+    let mut counted: (Vec<String>, Vec<Uuid>, Vec<String>, Vec<i32>) = Default::default();
     for ((app, message, emoji), count) in model.reaction_counts.upserts() {
-        counted.0.push(app.as_str());
+        counted.0.push(app.to_string());
         counted.1.push(*message.as_uuid());
-        counted.2.push(emoji);
+        counted.2.push(emoji.clone());
         counted.3.push(*count);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO reaction_counts (app_id, message_id, emoji, count) \
          SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[]) \
          ON CONFLICT (app_id, message_id, emoji) DO UPDATE SET count = EXCLUDED.count",
+        &counted.0,
+        &counted.1,
+        &counted.2,
+        &counted.3
     )
-    .bind(&counted.0)
-    .bind(&counted.1)
-    .bind(&counted.2)
-    .bind(&counted.3)
     .execute(&mut *connection)
     .await
     .context("writing reaction counts")?;
-    let mut emptied: (Vec<&str>, Vec<Uuid>, Vec<&str>) = Default::default();
+    let mut emptied: (Vec<String>, Vec<Uuid>, Vec<String>) = Default::default();
     for (app, message, emoji) in model.reaction_counts.removals() {
-        emptied.0.push(app.as_str());
+        emptied.0.push(app.to_string());
         emptied.1.push(*message.as_uuid());
-        emptied.2.push(emoji);
+        emptied.2.push(emoji.clone());
     }
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM reaction_counts c USING UNNEST($1::text[], $2::uuid[], $3::text[]) AS k(app_id, message_id, emoji) \
          WHERE c.app_id = k.app_id AND c.message_id = k.message_id AND c.emoji = k.emoji",
+        &emptied.0,
+        &emptied.1,
+        &emptied.2
     )
-    .bind(&emptied.0)
-    .bind(&emptied.1)
-    .bind(&emptied.2)
     .execute(&mut *connection)
     .await
     .context("removing reaction counts")?;
@@ -747,40 +744,40 @@ async fn write_pins(connection: &mut PgConnection, model: &ReadModel) -> anyhow:
     if model.pins.is_unchanged() {
         return Ok(());
     }
-    let mut pinned: PinColumns<'_> = Default::default();
+    let mut pinned: PinColumns = Default::default();
     for ((app, channel, message), row) in model.pins.upserts() {
-        pinned.0.push(app.as_str());
-        pinned.1.push(channel.as_str());
+        pinned.0.push(app.to_string());
+        pinned.1.push(channel.to_string());
         pinned.2.push(*message.as_uuid());
-        pinned.3.push(row.pinned_by.as_str());
+        pinned.3.push(row.pinned_by.to_string());
         pinned.4.push(row.pinned_at);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO pins (app_id, channel_id, message_id, pinned_by, pinned_at) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[]) \
          ON CONFLICT (app_id, channel_id, message_id) DO UPDATE SET pinned_by = EXCLUDED.pinned_by, pinned_at = EXCLUDED.pinned_at",
+        &pinned.0,
+        &pinned.1,
+        &pinned.2,
+        &pinned.3,
+        &pinned.4
     )
-    .bind(&pinned.0)
-    .bind(&pinned.1)
-    .bind(&pinned.2)
-    .bind(&pinned.3)
-    .bind(&pinned.4)
     .execute(&mut *connection)
     .await
     .context("writing pins")?;
-    let mut unpinned: (Vec<&str>, Vec<&str>, Vec<Uuid>) = Default::default();
+    let mut unpinned: (Vec<String>, Vec<String>, Vec<Uuid>) = Default::default();
     for (app, channel, message) in model.pins.removals() {
-        unpinned.0.push(app.as_str());
-        unpinned.1.push(channel.as_str());
+        unpinned.0.push(app.to_string());
+        unpinned.1.push(channel.to_string());
         unpinned.2.push(*message.as_uuid());
     }
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM pins p USING UNNEST($1::text[], $2::text[], $3::uuid[]) AS k(app_id, channel_id, message_id) \
          WHERE p.app_id = k.app_id AND p.channel_id = k.channel_id AND p.message_id = k.message_id",
+        &unpinned.0,
+        &unpinned.1,
+        &unpinned.2
     )
-    .bind(&unpinned.0)
-    .bind(&unpinned.1)
-    .bind(&unpinned.2)
     .execute(&mut *connection)
     .await
     .context("removing pins")?;
@@ -791,21 +788,21 @@ async fn write_dm_pairs(connection: &mut PgConnection, model: &ReadModel) -> any
     if model.dm_pairs.is_unchanged() {
         return Ok(());
     }
-    let mut pairs: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+    let mut pairs: (Vec<String>, Vec<String>, Vec<String>, Vec<String>) = Default::default();
     for ((app, low, high), channel) in model.dm_pairs.upserts() {
-        pairs.0.push(app.as_str());
-        pairs.1.push(low.as_str());
-        pairs.2.push(high.as_str());
-        pairs.3.push(channel.as_str());
+        pairs.0.push(app.to_string());
+        pairs.1.push(low.to_string());
+        pairs.2.push(high.to_string());
+        pairs.3.push(channel.to_string());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO dm_pairs (app_id, user_low, user_high, channel_id) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
+        &pairs.0,
+        &pairs.1,
+        &pairs.2,
+        &pairs.3
     )
-    .bind(&pairs.0)
-    .bind(&pairs.1)
-    .bind(&pairs.2)
-    .bind(&pairs.3)
     .execute(&mut *connection)
     .await
     .context("writing dm pairs")?;
