@@ -73,7 +73,10 @@ impl Service for Application {
 
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         // One shutdown signal, seen by the HTTP server and the consumer.
+        // A failing consumer stops the whole process too: a projector that serves /healthz but no longer
+        // consumes must not look alive.
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = std::sync::Arc::new(stop);
         let wait_for_stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             // A closed channel also means stop.
             let _closed = stopped.wait_for(|stop| *stop).await;
@@ -84,17 +87,26 @@ impl Service for Application {
             let (pool, state, retry_max, projector) =
                 (self.postgres.clone(), self.migrations.clone(), self.migration_retry_max, self.projector);
             let stop_consuming = wait_for_stop(stopped.clone());
+            let stop_on_failure = std::sync::Arc::clone(&stop);
             tokio::spawn(async move {
                 let mut stop_consuming = std::pin::pin!(stop_consuming);
-                tokio::select! {
+                let consumed = tokio::select! {
                     () = migrations::apply_with_retry(pool, state, retry_max) => projector.run(stop_consuming).await,
                     () = &mut stop_consuming => Ok(()),
+                };
+                if let Err(error) = &consumed {
+                    tracing::error!(error = format!("{error:#}"), "consumer failed, stopping");
+                    let _receivers_may_be_gone = stop_on_failure.send(true);
                 }
+                consumed
             })
         };
-        let serving = self.http.run_until_stopped(wait_for_stop(stopped));
+        let serving = self.http.run_until_stopped(wait_for_stop(stopped.clone()));
         let relay = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = wait_for_stop(stopped) => {}
+            }
             let _receivers_may_be_gone = stop.send(true);
         };
         let (served, ()) = tokio::join!(serving, relay);

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chatsdk_platform::config::Secret;
+use chatsdk_platform::service::Service;
 use chatsdk_testkit::service::{
     assert_binary_stops_cleanly_on_sigterm, assert_not_ready_without, assert_ops_endpoints_ready,
 };
@@ -51,4 +52,20 @@ async fn postgres_down_leaves_migrations_pending_and_readyz_503() {
 #[tokio::test]
 async fn binary_drains_and_exits_zero_on_sigterm() {
     assert_binary_stops_cleanly_on_sigterm(Path::new(env!("CARGO_BIN_EXE_projector"))).await;
+}
+
+#[tokio::test]
+async fn a_consumer_that_cannot_subscribe_stops_the_process_instead_of_idling() {
+    let database = TestDatabase::create(&Stack::from_env()).await;
+    let mut config = config();
+    config.postgres.url = Secret::new(database.url.clone());
+    // An invalid topic pattern: librdkafka refuses the subscription.
+    config.consumer.topic = "^[".to_owned();
+    let application = Application::build(config).await.unwrap();
+    let stopped =
+        tokio::time::timeout(Duration::from_secs(30), application.run_until_stopped(futures::future::pending()))
+            .await
+            .expect("the projector kept running without a consumer");
+    assert!(stopped.is_err(), "a failed consumer must fail the process");
+    database.drop_database().await;
 }
