@@ -666,19 +666,21 @@ async fn write_reactions(connection: &mut PgConnection, model: &ReadModel) -> an
             added.3.push(user.to_string());
             added.4.push(*created_at);
         }
-        sqlx::query!(
-            "INSERT INTO reactions (app_id, message_id, emoji, user_id, created_at) \
-             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
-             ON CONFLICT DO NOTHING",
-            &added.0,
-            &added.1,
-            &added.2,
-            &added.3,
-            &added.4
-        )
-        .execute(&mut *connection)
-        .await
-        .context("adding reactions")?;
+        if !added.0.is_empty() {
+            sqlx::query!(
+                "INSERT INTO reactions (app_id, message_id, emoji, user_id, created_at) \
+                 SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
+                 ON CONFLICT DO NOTHING",
+                &added.0,
+                &added.1,
+                &added.2,
+                &added.3,
+                &added.4
+            )
+            .execute(&mut *connection)
+            .await
+            .context("adding reactions")?;
+        }
         let mut removed: (Vec<String>, Vec<Uuid>, Vec<String>, Vec<String>) = Default::default();
         for (app, message, emoji, user) in model.reactions.removals() {
             removed.0.push(app.to_string());
@@ -686,18 +688,20 @@ async fn write_reactions(connection: &mut PgConnection, model: &ReadModel) -> an
             removed.2.push(emoji.clone());
             removed.3.push(user.to_string());
         }
-        sqlx::query!(
-            "DELETE FROM reactions r USING UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[]) \
-                 AS k(app_id, message_id, emoji, user_id) \
-             WHERE r.app_id = k.app_id AND r.message_id = k.message_id AND r.emoji = k.emoji AND r.user_id = k.user_id",
-            &removed.0,
-            &removed.1,
-            &removed.2,
-            &removed.3
-        )
-        .execute(&mut *connection)
-        .await
-        .context("removing reactions")?;
+        if !removed.0.is_empty() {
+            sqlx::query!(
+                "DELETE FROM reactions r USING UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[]) \
+                     AS k(app_id, message_id, emoji, user_id) \
+                 WHERE r.app_id = k.app_id AND r.message_id = k.message_id AND r.emoji = k.emoji AND r.user_id = k.user_id",
+                &removed.0,
+                &removed.1,
+                &removed.2,
+                &removed.3
+            )
+            .execute(&mut *connection)
+            .await
+            .context("removing reactions")?;
+        }
     }
     if model.reaction_counts.is_unchanged() {
         return Ok(());
@@ -709,34 +713,38 @@ async fn write_reactions(connection: &mut PgConnection, model: &ReadModel) -> an
         counted.2.push(emoji.clone());
         counted.3.push(*count);
     }
-    sqlx::query!(
-        "INSERT INTO reaction_counts (app_id, message_id, emoji, count) \
-         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[]) \
-         ON CONFLICT (app_id, message_id, emoji) DO UPDATE SET count = EXCLUDED.count",
-        &counted.0,
-        &counted.1,
-        &counted.2,
-        &counted.3
-    )
-    .execute(&mut *connection)
-    .await
-    .context("writing reaction counts")?;
+    if !counted.0.is_empty() {
+        sqlx::query!(
+            "INSERT INTO reaction_counts (app_id, message_id, emoji, count) \
+             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::int[]) \
+             ON CONFLICT (app_id, message_id, emoji) DO UPDATE SET count = EXCLUDED.count",
+            &counted.0,
+            &counted.1,
+            &counted.2,
+            &counted.3
+        )
+        .execute(&mut *connection)
+        .await
+        .context("writing reaction counts")?;
+    }
     let mut emptied: (Vec<String>, Vec<Uuid>, Vec<String>) = Default::default();
     for (app, message, emoji) in model.reaction_counts.removals() {
         emptied.0.push(app.to_string());
         emptied.1.push(*message.as_uuid());
         emptied.2.push(emoji.clone());
     }
-    sqlx::query!(
-        "DELETE FROM reaction_counts c USING UNNEST($1::text[], $2::uuid[], $3::text[]) AS k(app_id, message_id, emoji) \
-         WHERE c.app_id = k.app_id AND c.message_id = k.message_id AND c.emoji = k.emoji",
-        &emptied.0,
-        &emptied.1,
-        &emptied.2
-    )
-    .execute(&mut *connection)
-    .await
-    .context("removing reaction counts")?;
+    if !emptied.0.is_empty() {
+        sqlx::query!(
+            "DELETE FROM reaction_counts c USING UNNEST($1::text[], $2::uuid[], $3::text[]) AS k(app_id, message_id, emoji) \
+             WHERE c.app_id = k.app_id AND c.message_id = k.message_id AND c.emoji = k.emoji",
+            &emptied.0,
+            &emptied.1,
+            &emptied.2
+        )
+        .execute(&mut *connection)
+        .await
+        .context("removing reaction counts")?;
+    }
     Ok(())
 }
 
@@ -752,35 +760,39 @@ async fn write_pins(connection: &mut PgConnection, model: &ReadModel) -> anyhow:
         pinned.3.push(row.pinned_by.to_string());
         pinned.4.push(row.pinned_at);
     }
-    sqlx::query!(
-        "INSERT INTO pins (app_id, channel_id, message_id, pinned_by, pinned_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[]) \
-         ON CONFLICT (app_id, channel_id, message_id) DO UPDATE SET pinned_by = EXCLUDED.pinned_by, pinned_at = EXCLUDED.pinned_at",
-        &pinned.0,
-        &pinned.1,
-        &pinned.2,
-        &pinned.3,
-        &pinned.4
-    )
-    .execute(&mut *connection)
-    .await
-    .context("writing pins")?;
+    if !pinned.0.is_empty() {
+        sqlx::query!(
+            "INSERT INTO pins (app_id, channel_id, message_id, pinned_by, pinned_at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[]) \
+             ON CONFLICT (app_id, channel_id, message_id) DO UPDATE SET pinned_by = EXCLUDED.pinned_by, pinned_at = EXCLUDED.pinned_at",
+            &pinned.0,
+            &pinned.1,
+            &pinned.2,
+            &pinned.3,
+            &pinned.4
+        )
+        .execute(&mut *connection)
+        .await
+        .context("writing pins")?;
+    }
     let mut unpinned: (Vec<String>, Vec<String>, Vec<Uuid>) = Default::default();
     for (app, channel, message) in model.pins.removals() {
         unpinned.0.push(app.to_string());
         unpinned.1.push(channel.to_string());
         unpinned.2.push(*message.as_uuid());
     }
-    sqlx::query!(
-        "DELETE FROM pins p USING UNNEST($1::text[], $2::text[], $3::uuid[]) AS k(app_id, channel_id, message_id) \
-         WHERE p.app_id = k.app_id AND p.channel_id = k.channel_id AND p.message_id = k.message_id",
-        &unpinned.0,
-        &unpinned.1,
-        &unpinned.2
-    )
-    .execute(&mut *connection)
-    .await
-    .context("removing pins")?;
+    if !unpinned.0.is_empty() {
+        sqlx::query!(
+            "DELETE FROM pins p USING UNNEST($1::text[], $2::text[], $3::uuid[]) AS k(app_id, channel_id, message_id) \
+             WHERE p.app_id = k.app_id AND p.channel_id = k.channel_id AND p.message_id = k.message_id",
+            &unpinned.0,
+            &unpinned.1,
+            &unpinned.2
+        )
+        .execute(&mut *connection)
+        .await
+        .context("removing pins")?;
+    }
     Ok(())
 }
 
