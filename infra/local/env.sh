@@ -17,6 +17,10 @@ GARAGE_VERSION=${GARAGE_VERSION:-2.5.0}
 # Ports: all on 127.0.0.1, away from the usual defaults so a system service does not collide.
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+# A second broker listener for outage tests: it advertises the proxy port, so a client bootstrapped through
+# a test's fault proxy (testkit::fault) reaches the broker only through that proxy, which can cut it off.
+KAFKA_FAULT_PORT=${KAFKA_FAULT_PORT:-19094}
+KAFKA_FAULT_PROXY_PORT=${KAFKA_FAULT_PROXY_PORT:-19095}
 REGISTRY_PORT=${REGISTRY_PORT:-18081}
 POSTGRES_PORT=${POSTGRES_PORT:-15432}
 S3_PORT=${S3_PORT:-13900}
@@ -52,5 +56,7 @@ export CHATSDK_S3__BUCKET=$S3_BUCKET
 export CHATSDK_S3__ACCESS_KEY_ID=$S3_ACCESS_KEY_ID
 export CHATSDK_S3__SECRET_ACCESS_KEY=$S3_SECRET_ACCESS_KEY
 export CHATSDK_KAFKA__PARTITIONS=$CHATSDK_PARTITIONS
+export CHATSDK_KAFKA_FAULT__LISTENER=127.0.0.1:$KAFKA_FAULT_PORT
+export CHATSDK_KAFKA_FAULT__PROXY=127.0.0.1:$KAFKA_FAULT_PROXY_PORT
 EOF
 }

@@ -17,8 +17,13 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await
+    }
+
+    /// Listens on a fixed address (e.g. the port a broker advertises, see `KafkaFault`).
+    pub async fn start_on(address: SocketAddr, upstream: SocketAddr) -> Self {
         let listener =
-            TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|error| panic!("binding the proxy: {error}"));
+            TcpListener::bind(address).await.unwrap_or_else(|error| panic!("binding the proxy on {address}: {error}"));
         let address = listener.local_addr().unwrap_or_else(|error| panic!("proxy address: {error}"));
         let (up, state) = watch::channel(true);
         tokio::spawn(async move {

@@ -32,6 +32,26 @@ pub struct Stack {
     pub postgres: PostgresConfig,
     pub registry: RegistryConfig,
     pub s3: S3Config,
+    pub kafka_fault: KafkaFault,
+}
+
+/// The broker's fault-injection listener (`infra/local/env.sh`): it advertises `proxy`, so a client
+/// bootstrapped at `proxy` talks to the broker only through a [`fault::FaultProxy`] listening there.
+/// Only one test at a time may hold the proxy port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaFault {
+    pub listener: std::net::SocketAddr,
+    pub proxy: std::net::SocketAddr,
+}
+
+impl Default for KafkaFault {
+    fn default() -> Self {
+        Self {
+            listener: std::net::SocketAddr::from(([127, 0, 0, 1], 19094)),
+            proxy: std::net::SocketAddr::from(([127, 0, 0, 1], 19095)),
+        }
+    }
 }
 
 const HOW_TO_START: &str = "start the stack with `infra/local/stack up` and run tests through `./dev test` \
