@@ -127,6 +127,9 @@ pub struct EventEncoder {
     topic: String,
     validators: HashMap<(EventType, u32), jsonschema::Validator>,
     schema_ids: RwLock<HashMap<(EventType, u32), u32>>,
+    /// One registration at a time per process: concurrent first registrations of a subject race inside
+    /// the registry (Apicurio answers one of them with an error).
+    registering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EventEncoder {
@@ -159,12 +162,14 @@ impl EventEncoder {
             topic: topic.into(),
             validators,
             schema_ids: RwLock::new(HashMap::new()),
+            registering: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Registers every schema file (idempotent: an identical schema keeps its id) and sets
     /// [`COMPATIBILITY`] on each subject. Run at deployment or service start.
     pub async fn register_all(&self) -> Result<Vec<Registration>, RegistryError> {
+        let _one_at_a_time = self.registering.lock().await;
         let mut registrations = Vec::with_capacity(SCHEMA_FILES.len());
         for file in SCHEMA_FILES {
             registrations.push(self.register(file).await?);
@@ -263,8 +268,12 @@ impl EventEncoder {
     }
 
     async fn schema_id(&self, event_type: EventType, version: u32) -> Result<u32, RegistryError> {
-        let cached = self.schema_ids.read().ok().and_then(|ids| ids.get(&(event_type, version)).copied());
-        if let Some(id) = cached {
+        let cached = || self.schema_ids.read().ok().and_then(|ids| ids.get(&(event_type, version)).copied());
+        if let Some(id) = cached() {
+            return Ok(id);
+        }
+        let _one_at_a_time = self.registering.lock().await;
+        if let Some(id) = cached() {
             return Ok(id);
         }
         let Some(file) = schema_file(event_type, version) else {
