@@ -1,0 +1,319 @@
+//! A typed client for the command API, for tests, the load generator and customers' Rust backends.
+//!
+//! **Session consistency by default:** the client remembers the latest position of every command it sent
+//! and passes it as `min_position` on each later call, so "create channel → send → read" never observes its
+//! own writes missing, on any node. [`Client::without_session_consistency`] turns that off.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chatsdk_schemas::events::Role;
+use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{
+    Accepted, AddMember, AddReaction, AppCredentials, ArchiveChannel, ChangeRole, CreateApp, CreateChannel,
+    EditMessage, ErrorBody, MarkRead, SendMessage, UpdateChannel,
+};
+use crate::position::{Position, SessionPosition};
+
+/// Who is calling.
+#[derive(Clone)]
+pub enum Credentials {
+    /// An end user: the app's public key and a JWT the customer's backend signed with the app secret.
+    User { api_key: String, token: String },
+    /// The customer's backend, acting as the app's server actor.
+    Server { api_key: String, api_secret: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User { api_key, .. } => formatter.debug_struct("User").field("api_key", api_key).finish(),
+            Self::Server { api_key, .. } => formatter.debug_struct("Server").field("api_key", api_key).finish(),
+        }
+    }
+}
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with an error body.
+    #[error("{status} {code}: {message}")]
+    Api { status: StatusCode, code: String, message: String, retry_after: Option<Duration> },
+    #[error("request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("unexpected response ({status}): {body}")]
+    Unexpected { status: StatusCode, body: String },
+}
+
+impl ClientError {
+    /// The machine-readable error code, for API errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Api { status, .. } | Self::Unexpected { status, .. } => Some(*status),
+            Self::Transport(error) => error.status(),
+        }
+    }
+
+    /// Worth retrying as is: the service was unavailable or asked to slow down. Sends stay idempotent
+    /// through `client_msg_id`.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => {
+                *status == StatusCode::SERVICE_UNAVAILABLE || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Transport(error) => error.is_timeout() || error.is_connect(),
+            Self::Unexpected { status, .. } => status.is_server_error(),
+        }
+    }
+}
+
+/// The command API client. Cheap to clone; clones share the session position.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    credentials: Credentials,
+    session: Arc<Mutex<SessionPosition>>,
+    consistent: bool,
+}
+
+impl Client {
+    /// `base_url` is the service root, e.g. `http://127.0.0.1:18180`.
+    pub fn new(base_url: impl Into<String>, credentials: Credentials) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self::with_http(http, base_url, credentials))
+    }
+
+    /// With a caller-configured `reqwest::Client` (timeouts, pools).
+    pub fn with_http(http: reqwest::Client, base_url: impl Into<String>, credentials: Credentials) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        Self { http, base_url, credentials, session: Arc::default(), consistent: true }
+    }
+
+    /// Calls no longer wait for this client's earlier writes to be projected.
+    pub fn without_session_consistency(mut self) -> Self {
+        self.consistent = false;
+        self
+    }
+
+    /// The same session with other credentials (e.g. a second user of the same app).
+    pub fn with_credentials(&self, credentials: Credentials) -> Self {
+        Self { credentials, ..self.clone() }
+    }
+
+    /// What this session has written so far.
+    pub fn session_position(&self) -> SessionPosition {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Adds positions seen elsewhere (another client's writes this one must observe).
+    pub fn observe(&self, position: Position) {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner).observe(position);
+    }
+
+    pub async fn create_channel(&self, request: &CreateChannel) -> Result<Accepted, ClientError> {
+        self.command(Method::POST, "/v1/channels".to_owned(), Some(request)).await
+    }
+
+    pub async fn update_channel(&self, channel: &ChannelId, request: &UpdateChannel) -> Result<Accepted, ClientError> {
+        self.command(Method::PATCH, format!("/v1/channels/{channel}"), Some(request)).await
+    }
+
+    pub async fn archive_channel(
+        &self,
+        channel: &ChannelId,
+        request: &ArchiveChannel,
+    ) -> Result<Accepted, ClientError> {
+        self.command(Method::POST, format!("/v1/channels/{channel}/archive"), Some(request)).await
+    }
+
+    pub async fn add_member(
+        &self,
+        channel: &ChannelId,
+        user: &UserId,
+        role: Option<Role>,
+    ) -> Result<Accepted, ClientError> {
+        let request = AddMember { user_id: user.clone(), role };
+        self.command(Method::POST, format!("/v1/channels/{channel}/members"), Some(&request)).await
+    }
+
+    pub async fn remove_member(&self, channel: &ChannelId, user: &UserId) -> Result<Accepted, ClientError> {
+        self.command::<()>(Method::DELETE, format!("/v1/channels/{channel}/members/{user}"), None).await
+    }
+
+    pub async fn change_role(&self, channel: &ChannelId, user: &UserId, role: Role) -> Result<Accepted, ClientError> {
+        let request = ChangeRole { role };
+        self.command(Method::PATCH, format!("/v1/channels/{channel}/members/{user}"), Some(&request)).await
+    }
+
+    /// The caller leaves the channel.
+    pub async fn leave_channel(&self, channel: &ChannelId) -> Result<Accepted, ClientError> {
+        self.command::<()>(Method::POST, format!("/v1/channels/{channel}/leave"), None).await
+    }
+
+    pub async fn send_message(&self, channel: &ChannelId, request: &SendMessage) -> Result<Accepted, ClientError> {
+        self.command(Method::POST, format!("/v1/channels/{channel}/messages"), Some(request)).await
+    }
+
+    pub async fn edit_message(
+        &self,
+        channel: &ChannelId,
+        message: &MessageId,
+        request: &EditMessage,
+    ) -> Result<Accepted, ClientError> {
+        self.command(Method::PATCH, format!("/v1/channels/{channel}/messages/{message}"), Some(request)).await
+    }
+
+    /// Soft delete (a tombstone stays in history) or, with `hard`, a purge (admins and owners).
+    pub async fn delete_message(
+        &self,
+        channel: &ChannelId,
+        message: &MessageId,
+        hard: bool,
+    ) -> Result<Accepted, ClientError> {
+        self.command::<()>(Method::DELETE, format!("/v1/channels/{channel}/messages/{message}?hard={hard}"), None).await
+    }
+
+    pub async fn add_reaction(
+        &self,
+        channel: &ChannelId,
+        message: &MessageId,
+        emoji: &str,
+    ) -> Result<Accepted, ClientError> {
+        let request = AddReaction { emoji: emoji.to_owned() };
+        self.command(Method::POST, format!("/v1/channels/{channel}/messages/{message}/reactions"), Some(&request)).await
+    }
+
+    pub async fn remove_reaction(
+        &self,
+        channel: &ChannelId,
+        message: &MessageId,
+        emoji: &str,
+    ) -> Result<Accepted, ClientError> {
+        let path = format!("/v1/channels/{channel}/messages/{message}/reactions/{}", percent_encode(emoji));
+        self.command::<()>(Method::DELETE, path, None).await
+    }
+
+    pub async fn pin_message(&self, channel: &ChannelId, message: &MessageId) -> Result<Accepted, ClientError> {
+        self.command::<()>(Method::POST, format!("/v1/channels/{channel}/messages/{message}/pin"), None).await
+    }
+
+    pub async fn unpin_message(&self, channel: &ChannelId, message: &MessageId) -> Result<Accepted, ClientError> {
+        self.command::<()>(Method::DELETE, format!("/v1/channels/{channel}/messages/{message}/pin"), None).await
+    }
+
+    pub async fn mark_read(&self, channel: &ChannelId, request: &MarkRead) -> Result<Accepted, ClientError> {
+        self.command(Method::POST, format!("/v1/channels/{channel}/read"), Some(request)).await
+    }
+
+    /// The service's OpenAPI document.
+    pub async fn openapi(&self) -> Result<Value, ClientError> {
+        let response = self.http.get(format!("{}/v1/openapi.json", self.base_url)).send().await?;
+        parse(response).await
+    }
+
+    async fn command<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<&B>,
+    ) -> Result<Accepted, ClientError> {
+        let mut url = format!("{}{path}", self.base_url);
+        if self.consistent {
+            let session = self.session_position();
+            if !session.is_empty() {
+                // Tokens are URL-safe by construction (a prefix and base64url).
+                let separator = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{separator}min_position={}", session.token());
+            }
+        }
+        let mut request = self.authorized(self.http.request(method, url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let accepted: Accepted = parse(request.send().await?).await?;
+        self.observe(accepted.position);
+        Ok(accepted)
+    }
+
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.credentials {
+            Credentials::User { api_key, token } => request.header("x-api-key", api_key).bearer_auth(token),
+            Credentials::Server { api_key, api_secret } => request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("Basic {}", STANDARD.encode(format!("{api_key}:{api_secret}"))),
+            ),
+        }
+    }
+}
+
+/// Creates an app through the admin endpoint (`Authorization: Bearer <admin token>`).
+pub async fn create_app(base_url: &str, admin_token: &str, app_id: &AppId) -> Result<AppCredentials, ClientError> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/admin/apps", base_url.trim_end_matches('/')))
+        .bearer_auth(admin_token)
+        .json(&CreateApp { app_id: app_id.clone() })
+        .send()
+        .await?;
+    parse(response).await
+}
+
+async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bytes = response.bytes().await?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|_| ClientError::Unexpected { status, body: String::from_utf8_lossy(&bytes).into_owned() });
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(ErrorBody { error }) => {
+            Err(ClientError::Api { status, code: error.code, message: error.message, retry_after })
+        }
+        Err(_) => Err(ClientError::Unexpected { status, body: String::from_utf8_lossy(&bytes).into_owned() }),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for emoji in a path segment).
+fn percent_encode(segment: &str) -> String {
+    let mut encoded = String::with_capacity(segment.len() * 3);
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emoji_path_segments_are_percent_encoded() {
+        assert_eq!(percent_encode("thumbs_up"), "thumbs_up");
+        assert_eq!(percent_encode("👍"), "%F0%9F%91%8D");
+        assert_eq!(percent_encode("a/b"), "a%2Fb");
+    }
+}
