@@ -2,14 +2,95 @@
 
 use std::path::Path;
 
-use chatsdk_platform::config::{self, ConfigError, HttpConfig, LogConfig, ensure};
+use chatsdk_platform::config::{self, ConfigError, HttpConfig, LogConfig, Secret, ensure};
 use chatsdk_platform::kafka::KafkaConfig;
 use chatsdk_platform::postgres::PostgresConfig;
 use chatsdk_platform::registry::RegistryConfig;
 use chatsdk_platform::s3::S3Config;
+use chatsdk_schemas::topics::CHANNEL_EVENTS;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PORT: u16 = 18180;
+
+/// Where commands are appended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    pub topic: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { topic: CHANNEL_EVENTS.to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Guards `POST /v1/admin/apps` (`Authorization: Bearer <token>`); empty disables the endpoint.
+    pub admin_token: Secret,
+    /// Tolerated clock difference when checking a token's `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+    /// How long an app's key and secret are cached after a lookup.
+    pub app_cache_ttl_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { admin_token: Secret::default(), clock_skew_secs: 30, app_cache_ttl_ms: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzConfig {
+    /// How long a channel's or a membership's state read from the read model is reused.
+    pub cache_ttl_ms: u64,
+    /// Entries kept in each authorization cache.
+    pub cache_capacity: usize,
+    /// Longest wait for the projector to reach a command's `min_position` before a 503.
+    pub min_position_wait_ms: u64,
+    /// The projector consumer whose checkpoints `min_position` waits on.
+    pub projector_consumer: String,
+}
+
+impl Default for AuthzConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl_ms: 1_000,
+            cache_capacity: 100_000,
+            min_position_wait_ms: 2_000,
+            projector_consumer: "chatsdk-projector-pg".to_owned(),
+        }
+    }
+}
+
+/// Token buckets: `rate` tokens per second refill a bucket of `burst`; a command takes one token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Per user per channel (the server actor is exempt; it is bounded by the app bucket).
+    pub user_channel_rate: f64,
+    pub user_channel_burst: u32,
+    /// Per app, across all its users.
+    pub app_rate: f64,
+    pub app_burst: u32,
+    /// Buckets kept; idle ones (full again) are dropped first.
+    pub max_buckets: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            user_channel_rate: 10.0,
+            user_channel_burst: 30,
+            app_rate: 5_000.0,
+            app_burst: 10_000,
+            max_buckets: 200_000,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -20,6 +101,10 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub registry: RegistryConfig,
     pub s3: S3Config,
+    pub events: EventsConfig,
+    pub auth: AuthConfig,
+    pub authz: AuthzConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -27,10 +112,16 @@ impl Default for Config {
         Self {
             http: HttpConfig::on_port(DEFAULT_PORT),
             log: LogConfig::default(),
-            kafka: KafkaConfig::default(),
+            // Kafka unreachable must answer 503 within 2 s (DESIGN.md): librdkafka fails the produce itself
+            // at this deadline, so a 503 never leaves a message that is still being retried.
+            kafka: KafkaConfig { delivery_timeout_ms: 1_500, ..KafkaConfig::default() },
             postgres: PostgresConfig::default(),
             registry: RegistryConfig::default(),
             s3: S3Config::default(),
+            events: EventsConfig::default(),
+            auth: AuthConfig::default(),
+            authz: AuthzConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -51,7 +142,25 @@ impl Config {
                 "kafka.delivery_timeout_ms ({}) must be below http.request_timeout_ms ({})",
                 self.kafka.delivery_timeout_ms, self.http.request_timeout_ms
             )
-        })
+        })?;
+        // A command may first wait for min_position, then produce: both must fit in the request deadline.
+        ensure(
+            self.authz.min_position_wait_ms + self.kafka.delivery_timeout_ms < self.http.request_timeout_ms,
+            || {
+                format!(
+                    "authz.min_position_wait_ms + kafka.delivery_timeout_ms ({}) must be below http.request_timeout_ms ({})",
+                    self.authz.min_position_wait_ms + self.kafka.delivery_timeout_ms,
+                    self.http.request_timeout_ms
+                )
+            },
+        )?;
+        ensure(
+            self.limits.user_channel_rate > 0.0
+                && self.limits.app_rate > 0.0
+                && self.limits.user_channel_burst > 0
+                && self.limits.app_burst > 0,
+            || "limits: rates and bursts must be positive".to_owned(),
+        )
     }
 }
 
@@ -70,5 +179,20 @@ mod tests {
         config.kafka.delivery_timeout_ms = config.http.request_timeout_ms;
         let error = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
         assert!(error.contains("kafka.delivery_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn waiting_for_a_position_and_producing_must_fit_in_the_request_deadline() {
+        let mut config = Config::default();
+        config.authz.min_position_wait_ms = config.http.request_timeout_ms - config.kafka.delivery_timeout_ms;
+        let error = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error.contains("authz.min_position_wait_ms"), "{error}");
+    }
+
+    #[test]
+    fn a_zero_rate_limit_is_rejected() {
+        let mut config = Config::default();
+        config.limits.app_rate = 0.0;
+        assert!(config.validate().is_err());
     }
 }
