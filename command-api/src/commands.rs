@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chatsdk_client::Position;
 use chatsdk_client::api::limits::{
     MAX_ATTACHMENTS, MAX_CLIENT_MSG_ID_BYTES, MAX_CUSTOM_BYTES, MAX_EMOJI_CHARS, MAX_INITIAL_MEMBERS, MAX_MENTIONS,
     MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_TOPIC_CHARS,
@@ -16,6 +15,7 @@ use chatsdk_client::api::{
     Accepted, AddMember, AddReaction, ArchiveChannel, ChangeRole, CreateChannel, EditMessage, MarkRead, SendMessage,
     UpdateChannel,
 };
+use chatsdk_client::{Position, SessionPosition};
 use chatsdk_schemas::Envelope;
 use chatsdk_schemas::events::{
     Attachment, ChannelArchived, ChannelCreated, ChannelMember, ChannelType, ChannelUpdated, Event, MemberAdded,
@@ -30,7 +30,7 @@ use crate::auth::SERVER_ACTOR;
 use crate::derive;
 use crate::error::ApiError;
 use crate::eventlog::{Claim, SentMessage, outcome_of};
-use crate::readmodel::{ChannelState, Freshness, MessageState};
+use crate::readmodel::{ChannelState, MessageState};
 use crate::request::{Command, JsonBody, path_id};
 
 pub type Reply = Result<(StatusCode, Json<Accepted>), ApiError>;
@@ -88,13 +88,16 @@ struct Target {
     channel_id: ChannelId,
     channel: ChannelState,
     access: Access,
-    freshness: Freshness,
+    /// The command's `min_position`, reached: later reads for this command must reflect it.
+    min: Option<SessionPosition>,
+    /// The message the command named, if it exists (anywhere in the app).
+    message: Option<MessageState>,
 }
 
-async fn wait_for_position(state: &AppState, command: &Command) -> Result<Freshness, ApiError> {
-    let Some(position) = &command.min_position else { return Ok(Freshness::Cached) };
+async fn wait_for_position(state: &AppState, command: &Command) -> Result<Option<SessionPosition>, ApiError> {
+    let Some(position) = &command.min_position else { return Ok(None) };
     if state.read.wait_for(position).await? {
-        Ok(Freshness::Fresh)
+        Ok(Some(position.clone()))
     } else {
         Err(ApiError::unavailable(
             "projection_behind",
@@ -103,29 +106,56 @@ async fn wait_for_position(state: &AppState, command: &Command) -> Result<Freshn
     }
 }
 
-async fn target(state: &AppState, command: &Command, channel_id: &str) -> Result<Target, ApiError> {
+async fn target(
+    state: &AppState,
+    command: &Command,
+    channel_id: &str,
+    message: Option<MessageId>,
+) -> Result<Target, ApiError> {
     let channel_id: ChannelId = path_id("channel id", channel_id)?;
     let actor = &command.actor;
     state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
-    let freshness = wait_for_position(state, command).await?;
-    // A negative answer from the cache may predate a just-projected change: it is re-read once.
-    let mut channel = state.read.channel(&actor.app_id, &channel_id, freshness).await?;
-    if channel.is_none() && freshness == Freshness::Cached {
-        channel = state.read.channel(&actor.app_id, &channel_id, Freshness::Fresh).await?;
-    }
-    let Some(channel) = channel else {
+    let min = wait_for_position(state, command).await?;
+    let user = (!actor.is_server).then_some(&actor.user_id);
+    let access = state.read.access(&actor.app_id, &channel_id, user, message, min.as_ref()).await?;
+    let Some(channel) = access.channel else {
         return Err(ApiError::not_found("channel_not_found", format!("no channel {channel_id}")));
     };
-    let role = if actor.is_server {
-        None
-    } else {
-        let mut role = state.read.role(&actor.app_id, &channel_id, &actor.user_id, freshness).await?;
-        if role.is_none() && freshness == Freshness::Cached {
-            role = state.read.role(&actor.app_id, &channel_id, &actor.user_id, Freshness::Fresh).await?;
-        }
-        role
-    };
-    Ok(Target { channel_id, channel, access: Access { is_server: actor.is_server, role }, freshness })
+    let access_rights = Access { is_server: actor.is_server, role: access.role };
+    Ok(Target { channel_id, channel, access: access_rights, min, message: access.message })
+}
+
+/// A command on a message: the channel, the caller's role and the message in one read.
+async fn message_target(
+    state: &AppState,
+    command: &Command,
+    channel_id: &str,
+    message_id: &str,
+) -> Result<(Target, MessageId), ApiError> {
+    let message_id: MessageId = path_id("message id", message_id)?;
+    Ok((target(state, command, channel_id, Some(message_id)).await?, message_id))
+}
+
+/// The named message, which must be in this channel (else 404: ids of other channels are not confirmed
+/// to exist). Checked after the caller's rights, so a stranger learns nothing about messages.
+fn message_of(target: &Target, message_id: MessageId) -> Result<MessageState, ApiError> {
+    match &target.message {
+        Some(message) if message.channel_id == target.channel_id.as_str() => Ok(message.clone()),
+        _ => Err(ApiError::not_found("message_not_found", format!("no message {message_id} in {}", target.channel_id))),
+    }
+}
+
+/// Another member's role, as of the command's `min_position`.
+async fn role_of(
+    state: &AppState,
+    command: &Command,
+    target: &Target,
+    user: &UserId,
+) -> Result<Option<Role>, ApiError> {
+    state
+        .read
+        .role(&command.actor.app_id, &target.channel_id, target.channel.partition, user, target.min.as_ref())
+        .await
 }
 
 fn require_open(target: &Target) -> Result<(), ApiError> {
@@ -259,21 +289,6 @@ fn check_emoji(emoji: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The message must be in this channel (else 404: ids of other channels are not confirmed to exist).
-async fn message_in(
-    state: &AppState,
-    command: &Command,
-    target: &Target,
-    message_id: &str,
-) -> Result<(MessageId, MessageState), ApiError> {
-    let message_id: MessageId = path_id("message id", message_id)?;
-    let message = state.read.message(&command.actor.app_id, message_id).await?;
-    match message {
-        Some(message) if message.channel_id == target.channel_id.as_str() => Ok((message_id, message)),
-        _ => Err(ApiError::not_found("message_not_found", format!("no message {message_id} in {}", target.channel_id))),
-    }
-}
-
 fn require_not_deleted(message: &MessageState) -> Result<(), ApiError> {
     if message.deleted {
         return Err(ApiError::conflict("message_deleted", "the message was deleted"));
@@ -339,7 +354,8 @@ pub async fn create_channel(
     };
     state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
     wait_for_position(&state, &command).await?;
-    if let Some(existing) = state.read.channel(&actor.app_id, &channel_id, Freshness::Fresh).await? {
+    let existing = state.read.access(&actor.app_id, &channel_id, None, None, None).await?.channel;
+    if let Some(existing) = existing {
         if request.channel_type == ChannelType::Dm {
             // Get-or-create: the same two users always share one DM.
             let position = Position { partition: existing.partition, offset: existing.last_offset };
@@ -383,7 +399,7 @@ pub async fn update_channel(
     if request.name.is_none() && request.topic.is_none() && request.custom.is_none() {
         return Err(ApiError::unprocessable("empty_update", "name, topic or custom must be given"));
     }
-    let target = target(&state, &command, &channel).await?;
+    let target = target(&state, &command, &channel, None).await?;
     target.access.require(Role::Admin, "updating a channel")?;
     require_open(&target)?;
     let event =
@@ -400,7 +416,7 @@ pub async fn archive_channel(
     if let Some(reason) = &request.reason {
         check_chars("reason", reason, MAX_NAME_CHARS, "reason_too_long")?;
     }
-    let target = target(&state, &command, &channel).await?;
+    let target = target(&state, &command, &channel, None).await?;
     target.access.require(Role::Admin, "archiving a channel")?;
     require_open(&target)?;
     let event = Event::ChannelArchived(ChannelArchived { reason: request.reason });
@@ -416,7 +432,7 @@ pub async fn add_member(
     JsonBody(request): JsonBody<AddMember>,
 ) -> Reply {
     check_not_reserved(&request.user_id)?;
-    let target = target(&state, &command, &channel).await?;
+    let target = target(&state, &command, &channel, None).await?;
     require_open(&target)?;
     let role = request.role.unwrap_or(Role::Member);
     let actor = &command.actor;
@@ -438,7 +454,7 @@ pub async fn add_member(
         if rank(role) > target.access.rank() || (role == Role::Owner && target.access.rank() < 3) {
             return Err(ApiError::forbidden("insufficient_role", format!("cannot grant the {} role", role_name(role))));
         }
-        let existing = state.read.role(&actor.app_id, &target.channel_id, &request.user_id, target.freshness).await?;
+        let existing = role_of(&state, &command, &target, &request.user_id).await?;
         if existing.is_some() {
             return Err(ApiError::conflict("already_a_member", format!("{} is a member already", request.user_id)));
         }
@@ -463,7 +479,7 @@ pub async fn leave_channel(State(state): AppStateRef, Path(channel): Path<String
 }
 
 async fn remove(state: &AppState, command: &Command, channel: &str, user: UserId) -> Reply {
-    let target = target(state, command, channel).await?;
+    let target = target(state, command, channel, None).await?;
     require_open(&target)?;
     let actor = &command.actor;
     let leaving = !actor.is_server && user == actor.user_id;
@@ -474,7 +490,7 @@ async fn remove(state: &AppState, command: &Command, channel: &str, user: UserId
         if target.channel.channel_type == ChannelType::Dm {
             return Err(ApiError::forbidden("dm_members_fixed", "a dm's members cannot change"));
         }
-        state.read.role(&actor.app_id, &target.channel_id, &user, target.freshness).await?
+        role_of(state, command, &target, &user).await?
     };
     let Some(target_role) = target_role else {
         return Err(ApiError::not_found("member_not_found", format!("{user} is not a member")));
@@ -494,14 +510,14 @@ pub async fn change_role(
     JsonBody(request): JsonBody<ChangeRole>,
 ) -> Reply {
     let user: UserId = path_id("user id", &user)?;
-    let target = target(&state, &command, &channel).await?;
+    let target = target(&state, &command, &channel, None).await?;
     require_open(&target)?;
     target.access.require(Role::Admin, "changing roles")?;
     let actor = &command.actor;
     if !actor.is_server && user == actor.user_id {
         return Err(ApiError::forbidden("cannot_change_own_role", "members cannot change their own role"));
     }
-    let Some(previous_role) = state.read.role(&actor.app_id, &target.channel_id, &user, target.freshness).await? else {
+    let Some(previous_role) = role_of(&state, &command, &target, &user).await? else {
         return Err(ApiError::not_found("member_not_found", format!("{user} is not a member")));
     };
     let rank_actor = target.access.rank();
@@ -533,12 +549,16 @@ pub async fn send_message(
     if let Some(key) = &request.client_msg_id {
         check_client_msg_id(key)?;
     }
-    let target = target(&state, &command, &channel).await?;
+    let actor = &command.actor;
+    let channel_id: ChannelId = path_id("channel id", &channel)?;
+    // The id a retry would have: looked up with the channel and role in the same query.
+    let derived =
+        request.client_msg_id.as_deref().map(|key| derive::message_id(&actor.app_id, &channel_id, &actor.user_id, key));
+    let target = target(&state, &command, &channel, derived).await?;
     check_attachments(&command, &target.channel_id, &request.attachments)?;
     let mentions = mentions(request.mentions)?;
     target.access.require(Role::Member, "sending")?;
     require_open(&target)?;
-    let actor = &command.actor;
     if let Some(parent_id) = request.parent_id {
         let parent = state.read.message(&actor.app_id, parent_id).await?;
         let valid = parent.is_some_and(|parent| {
@@ -562,11 +582,10 @@ pub async fn send_message(
             custom: request.custom.clone(),
         })
     };
-    let Some(key) = &request.client_msg_id else {
+    let Some(message_id) = derived else {
         let message_id = MessageId::from_uuid(uuid::Uuid::now_v7());
         return accepted(append(&state, &command, target.channel_id, Some(message_id), event_for(message_id)).await?);
     };
-    let message_id = derive::message_id(&actor.app_id, &target.channel_id, &actor.user_id, key);
     let repeat = |sent: SentMessage| {
         Ok((
             StatusCode::OK,
@@ -590,7 +609,7 @@ pub async fn send_message(
         Claim::Owner(guard) => guard,
     };
     // Sent through another node (or before this node's memory) and projected already.
-    if let Some(existing) = state.read.message(&actor.app_id, message_id).await? {
+    if let Some(existing) = &target.message {
         let sent = SentMessage {
             event_id: None,
             position: Position { partition: existing.partition, offset: existing.offset },
@@ -614,11 +633,11 @@ pub async fn edit_message(
     if request.text.trim().is_empty() {
         return Err(ApiError::unprocessable("empty_message", "an edit needs text; delete the message instead"));
     }
-    let target = target(&state, &command, &channel).await?;
+    let (target, message_id) = message_target(&state, &command, &channel, &message).await?;
     let mentions = mentions(request.mentions)?;
     target.access.require(Role::Member, "editing")?;
     require_open(&target)?;
-    let (message_id, message) = message_in(&state, &command, &target, &message).await?;
+    let message = message_of(&target, message_id)?;
     require_not_deleted(&message)?;
     if !command.actor.is_server && message.author_id != command.actor.user_id.as_str() {
         return Err(ApiError::forbidden("not_the_author", "only the author edits a message"));
@@ -632,9 +651,12 @@ pub async fn delete_message(
     Path((channel, message)): Path<(String, String)>,
     command: Command,
 ) -> Reply {
-    let target = target(&state, &command, &channel).await?;
+    let (target, message_id) = message_target(&state, &command, &channel, &message).await?;
     require_open(&target)?;
-    let (message_id, message) = message_in(&state, &command, &target, &message).await?;
+    if target.access.role.is_none() && !target.access.is_server {
+        return Err(ApiError::forbidden("not_a_member", "the caller is not a member of this channel"));
+    }
+    let message = message_of(&target, message_id)?;
     if command.hard {
         target.access.require(Role::Admin, "purging a message")?;
         if message.purged {
@@ -674,10 +696,10 @@ pub async fn remove_reaction(
 
 async fn react(state: &AppState, command: &Command, channel: &str, message: &str, emoji: String, add: bool) -> Reply {
     require_user(command, "reacting")?;
-    let target = target(state, command, channel).await?;
+    let (target, message_id) = message_target(state, command, channel, message).await?;
     target.access.require(Role::Member, "reacting")?;
     require_open(&target)?;
-    let (message_id, message) = message_in(state, command, &target, message).await?;
+    let message = message_of(&target, message_id)?;
     require_not_deleted(&message)?;
     let reaction = Reaction { message_id, emoji };
     let event = if add { Event::ReactionAdded(reaction) } else { Event::ReactionRemoved(reaction) };
@@ -701,10 +723,10 @@ pub async fn unpin_message(
 }
 
 async fn pin(state: &AppState, command: &Command, channel: &str, message: &str, pin: bool) -> Reply {
-    let target = target(state, command, channel).await?;
+    let (target, message_id) = message_target(state, command, channel, message).await?;
     target.access.require(Role::Member, "pinning")?;
     require_open(&target)?;
-    let (message_id, message) = message_in(state, command, &target, message).await?;
+    let message = message_of(&target, message_id)?;
     if pin {
         require_not_deleted(&message)?;
     }
@@ -720,7 +742,7 @@ pub async fn mark_read(
     JsonBody(request): JsonBody<MarkRead>,
 ) -> Reply {
     require_user(&command, "marking read")?;
-    let target = target(&state, &command, &channel).await?;
+    let target = target(&state, &command, &channel, None).await?;
     target.access.require(Role::Member, "marking read")?;
     let up_to = match request.up_to_offset {
         None => target.channel.last_offset,
@@ -731,7 +753,7 @@ pub async fn mark_read(
         Some(offset) => {
             // An offset the client saw (e.g. live) that the read model has not reached: wait for it, so the
             // marker is never ahead of the log.
-            let mut wanted = chatsdk_client::SessionPosition::default();
+            let mut wanted = SessionPosition::default();
             wanted.observe(Position { partition: target.channel.partition, offset });
             if !state.read.wait_for(&wanted).await? {
                 return Err(ApiError::unprocessable("position_ahead", "up_to_offset is beyond the channel's events"));

@@ -71,17 +71,47 @@ pub struct ReadModel {
     consumer: String,
     topic: String,
     max_wait: Duration,
-    channels: TtlCache<(AppId, ChannelId), Option<ChannelState>>,
-    members: TtlCache<(AppId, ChannelId, UserId), Option<Role>>,
+    /// The projector's next offset per partition, as last seen: only grows. A cache entry remembers the
+    /// value of its partition when it was loaded, so it can tell whether it already reflects a position.
+    applied: Mutex<HashMap<i32, i64>>,
+    channels: TtlCache<(AppId, ChannelId), Snapshot<ChannelState>>,
+    members: TtlCache<(AppId, ChannelId, UserId), Snapshot<Role>>,
 }
 
-/// How the read is allowed to be served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// From the cache when it has the entry.
-    Cached,
-    /// From the database (after a `min_position` wait, or to re-check a surprising answer).
-    Fresh,
+/// A cached answer and the projector's next offset in its partition just before it was read: it reflects
+/// every event below that offset.
+#[derive(Debug, Clone)]
+struct Snapshot<T> {
+    applied: i64,
+    value: Option<T>,
+}
+
+/// What one command needs to know about its channel, in one round trip.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub channel: Option<ChannelState>,
+    /// The caller's role if they are an active member (`None` also when no user was asked about).
+    pub role: Option<Role>,
+    /// The message asked about, if it exists (in any channel of the app).
+    pub message: Option<MessageState>,
+}
+
+/// The offset a position set requires in `partition`, if any.
+fn required(min: Option<&SessionPosition>, partition: i32) -> Option<i64> {
+    min.and_then(|min| min.positions().find(|position| position.partition == partition)).map(|position| position.offset)
+}
+
+impl<T: Clone> Snapshot<T> {
+    /// Usable for a command that must see `min`: a positive answer read after the projector passed the
+    /// channel's required offset. Negative answers are always re-read: a new channel or membership must not
+    /// be refused for a cache lifetime.
+    fn usable(&self, partition: i32, min: Option<&SessionPosition>) -> Option<T> {
+        let value = self.value.clone()?;
+        match required(min, partition) {
+            Some(offset) if self.applied <= offset => None,
+            _ => Some(value),
+        }
+    }
 }
 
 impl ReadModel {
@@ -98,58 +128,122 @@ impl ReadModel {
             consumer,
             topic,
             max_wait,
+            applied: Mutex::new(HashMap::new()),
             channels: TtlCache::new(ttl, capacity),
             members: TtlCache::new(ttl, capacity),
         }
     }
 
-    pub async fn channel(
+    fn applied(&self, partition: i32) -> i64 {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).copied().unwrap_or(0)
+    }
+
+    /// The channel, the caller's role and a message, from the caches where they reflect `min`, else from
+    /// the database in one query.
+    pub async fn access(
         &self,
         app: &AppId,
         channel: &ChannelId,
-        freshness: Freshness,
-    ) -> Result<Option<ChannelState>, ApiError> {
-        let key = (app.clone(), channel.clone());
-        if freshness == Freshness::Cached
-            && let Some(state) = self.channels.get(&key)
-        {
-            return Ok(state);
+        user: Option<&UserId>,
+        message: Option<MessageId>,
+        min: Option<&SessionPosition>,
+    ) -> Result<Access, ApiError> {
+        let channel_key = (app.clone(), channel.clone());
+        let cached_channel = self.channels.get(&channel_key).and_then(|snapshot| {
+            let partition = snapshot.value.as_ref()?.partition;
+            snapshot.usable(partition, min)
+        });
+        if let Some(state) = cached_channel {
+            let member_key = user.map(|user| (app.clone(), channel.clone(), user.clone()));
+            let cached_role = match &member_key {
+                None => Some(None),
+                Some(key) => self.members.get(key).and_then(|snapshot| snapshot.usable(state.partition, min)).map(Some),
+            };
+            if let Some(role) = cached_role {
+                let message = match message {
+                    Some(message) => self.message(app, message).await?,
+                    None => None,
+                };
+                return Ok(Access { channel: Some(state), role, message });
+            }
         }
+        self.load(app, channel, user, message).await
+    }
+
+    /// Reads the channel, the user's role and the message in one query, and caches the first two.
+    async fn load(
+        &self,
+        app: &AppId,
+        channel: &ChannelId,
+        user: Option<&UserId>,
+        message: Option<MessageId>,
+    ) -> Result<Access, ApiError> {
+        let applied_before = self.applied.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let row = sqlx::query!(
-            r#"SELECT channel_type, archived_at IS NOT NULL AS "archived!", kafka_partition, last_offset
-               FROM channels WHERE app_id = $1 AND channel_id = $2"#,
+            r#"SELECT c.channel_type, c.archived_at IS NOT NULL AS "archived!", c.kafka_partition, c.last_offset,
+                      m.role AS "role?",
+                      msg.channel_id AS "message_channel?", msg.author_id AS "message_author?",
+                      msg.parent_id IS NOT NULL AS "message_is_reply?", msg.deleted_at IS NOT NULL AS "message_deleted?",
+                      msg.purged AS "message_purged?", msg.kafka_partition AS "message_partition?",
+                      msg.kafka_offset AS "message_offset?"
+               FROM channels c
+               LEFT JOIN members m
+                 ON m.app_id = c.app_id AND m.channel_id = c.channel_id AND m.user_id = $3 AND m.left_at IS NULL
+               LEFT JOIN messages msg ON msg.app_id = c.app_id AND msg.message_id = $4
+               WHERE c.app_id = $1 AND c.channel_id = $2"#,
             app.as_str(),
             channel.as_str(),
+            user.map(UserId::as_str),
+            message.map(|message| *message.as_uuid()),
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| ApiError::database(&error))?;
-        let state = row.and_then(|row| {
-            Some(ChannelState {
-                channel_type: serde_json::from_value(serde_json::Value::String(row.channel_type)).ok()?,
-                archived: row.archived,
-                partition: row.kafka_partition,
-                last_offset: row.last_offset,
-            })
+        let Some(row) = row else {
+            self.channels.put((app.clone(), channel.clone()), Snapshot { applied: 0, value: None });
+            return Ok(Access::default());
+        };
+        let applied = applied_before.get(&row.kafka_partition).copied().unwrap_or(0);
+        let state = parse_enum::<ChannelType>(row.channel_type).map(|channel_type| ChannelState {
+            channel_type,
+            archived: row.archived,
+            partition: row.kafka_partition,
+            last_offset: row.last_offset,
         });
-        self.channels.put(key, state.clone());
-        Ok(state)
+        let role = row.role.and_then(parse_enum::<Role>);
+        self.channels.put((app.clone(), channel.clone()), Snapshot { applied, value: state.clone() });
+        if let Some(user) = user {
+            self.members.put((app.clone(), channel.clone(), user.clone()), Snapshot { applied, value: role });
+        }
+        let message = match (row.message_channel, row.message_author, row.message_partition, row.message_offset) {
+            (Some(channel_id), Some(author_id), Some(partition), Some(offset)) => Some(MessageState {
+                channel_id,
+                author_id,
+                is_reply: row.message_is_reply.unwrap_or(false),
+                deleted: row.message_deleted.unwrap_or(false),
+                purged: row.message_purged.unwrap_or(false),
+                partition,
+                offset,
+            }),
+            _ => None,
+        };
+        Ok(Access { channel: state, role, message })
     }
 
-    /// The user's role if they are an active member.
+    /// Another user's role in a channel whose state the caller loaded (for member commands).
     pub async fn role(
         &self,
         app: &AppId,
         channel: &ChannelId,
+        partition: i32,
         user: &UserId,
-        freshness: Freshness,
+        min: Option<&SessionPosition>,
     ) -> Result<Option<Role>, ApiError> {
         let key = (app.clone(), channel.clone(), user.clone());
-        if freshness == Freshness::Cached
-            && let Some(role) = self.members.get(&key)
-        {
-            return Ok(role);
+        if let Some(role) = self.members.get(&key).and_then(|snapshot| snapshot.usable(partition, min)) {
+            return Ok(Some(role));
         }
+        let applied = self.applied(partition);
         let row = sqlx::query_scalar!(
             "SELECT role FROM members WHERE app_id = $1 AND channel_id = $2 AND user_id = $3 AND left_at IS NULL",
             app.as_str(),
@@ -159,8 +253,8 @@ impl ReadModel {
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| ApiError::database(&error))?;
-        let role = row.and_then(|role| serde_json::from_value(serde_json::Value::String(role)).ok());
-        self.members.put(key, role);
+        let role = row.and_then(parse_enum::<Role>);
+        self.members.put(key, Snapshot { applied, value: role });
         Ok(role)
     }
 
@@ -188,14 +282,18 @@ impl ReadModel {
     }
 
     /// Waits until the projector has applied every position in `target`. `Ok(false)` when the bound passed
-    /// first.
+    /// first. What any request learns about the projector's progress serves every later one, so a position
+    /// that was seen applied costs no query.
     pub async fn wait_for(&self, target: &SessionPosition) -> Result<bool, ApiError> {
-        let wanted: Vec<(i32, i64)> =
-            target.positions().map(|position| (position.partition, position.offset)).collect();
-        if wanted.is_empty() {
+        let reached = |applied: &HashMap<i32, i64>| {
+            target.positions().all(|position| {
+                applied.get(&position.partition).is_some_and(|next_offset| *next_offset > position.offset)
+            })
+        };
+        if reached(&self.applied.lock().unwrap_or_else(PoisonError::into_inner)) {
             return Ok(true);
         }
-        let partitions: Vec<i32> = wanted.iter().map(|(partition, _)| *partition).collect();
+        let partitions: Vec<i32> = target.positions().map(|position| position.partition).collect();
         let deadline = Instant::now() + self.max_wait;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -209,12 +307,15 @@ impl ReadModel {
             .fetch_all(&self.pool)
             .await
             .map_err(|error| ApiError::database(&error))?;
-            let applied: HashMap<i32, i64> = rows.into_iter().map(|row| (row.partition, row.next_offset)).collect();
-            let reached = wanted
-                .iter()
-                .all(|(partition, offset)| applied.get(partition).is_some_and(|next_offset| next_offset > offset));
-            if reached {
-                return Ok(true);
+            {
+                let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+                for row in rows {
+                    let known = applied.entry(row.partition).or_insert(row.next_offset);
+                    *known = (*known).max(row.next_offset);
+                }
+                if reached(&applied) {
+                    return Ok(true);
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -226,9 +327,31 @@ impl ReadModel {
     }
 }
 
+fn parse_enum<T: serde::de::DeserializeOwned>(value: String) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(value)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(partition: i32, offset: i64) -> SessionPosition {
+        let mut position = SessionPosition::default();
+        position.observe(chatsdk_client::Position { partition, offset });
+        position
+    }
+
+    #[test]
+    fn a_cached_answer_serves_a_position_only_if_it_was_read_after_the_projector_passed_it() {
+        // Read when the projector's next offset in partition 3 was 100: it reflects offsets 0..=99.
+        let snapshot = Snapshot { applied: 100, value: Some(Role::Admin) };
+        assert_eq!(snapshot.usable(3, None), Some(Role::Admin));
+        assert_eq!(snapshot.usable(3, Some(&at(3, 99))), Some(Role::Admin));
+        assert_eq!(snapshot.usable(3, Some(&at(3, 100))), None, "offset 100 may have changed it");
+        assert_eq!(snapshot.usable(3, Some(&at(4, 5_000))), Some(Role::Admin), "other partitions do not matter");
+        let negative: Snapshot<Role> = Snapshot { applied: 100, value: None };
+        assert_eq!(negative.usable(3, None), None, "a negative answer is always re-read");
+    }
 
     #[test]
     fn cache_entries_expire_and_a_full_cache_makes_room() {
