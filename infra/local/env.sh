@@ -39,6 +39,8 @@ POSTGRES_USER=${POSTGRES_USER:-chatsdk}
 POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-chatsdk-local}
 POSTGRES_DB=${POSTGRES_DB:-chatsdk}
 S3_BUCKET=${S3_BUCKET:-chatsdk-local}
+# Guards the command API's POST /v1/admin/apps on the local services `./dev up` starts.
+CHATSDK_LOCAL_ADMIN_TOKEN=${CHATSDK_LOCAL_ADMIN_TOKEN:-local-admin-token}
 S3_REGION=${S3_REGION:-us-east-1}
 # garage key ids are "GK" + 24 hex digits and secrets 64 hex digits.
 S3_ACCESS_KEY_ID=${S3_ACCESS_KEY_ID:-GK0c4a75d0c1e2f3a4b5c6d7e8}
