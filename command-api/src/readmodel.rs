@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chatsdk_client::SessionPosition;
 use chatsdk_schemas::events::{ChannelType, Role};
 use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
 use sqlx::PgPool;
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 
@@ -68,12 +70,8 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 #[derive(Debug)]
 pub struct ReadModel {
     pool: PgPool,
-    consumer: String,
-    topic: String,
     max_wait: Duration,
-    /// The projector's next offset per partition, as last seen: only grows. A cache entry remembers the
-    /// value of its partition when it was loaded, so it can tell whether it already reflects a position.
-    applied: Mutex<HashMap<i32, i64>>,
+    progress: Arc<Progress>,
     channels: TtlCache<(AppId, ChannelId), Snapshot<ChannelState>>,
     members: TtlCache<(AppId, ChannelId, UserId), Snapshot<Role>>,
 }
@@ -123,19 +121,20 @@ impl ReadModel {
         capacity: usize,
         max_wait: Duration,
     ) -> Self {
-        Self {
-            pool,
+        let progress = Arc::new(Progress {
+            pool: pool.clone(),
             consumer,
             topic,
-            max_wait,
             applied: Mutex::new(HashMap::new()),
-            channels: TtlCache::new(ttl, capacity),
-            members: TtlCache::new(ttl, capacity),
-        }
+            polls: watch::channel(0).0,
+            polling: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+        });
+        Self { pool, max_wait, progress, channels: TtlCache::new(ttl, capacity), members: TtlCache::new(ttl, capacity) }
     }
 
     fn applied(&self, partition: i32) -> i64 {
-        self.applied.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).copied().unwrap_or(0)
+        self.progress.applied().get(&partition).copied().unwrap_or(0)
     }
 
     /// The channel, the caller's role and a message, from the caches where they reflect `min`, else from
@@ -178,7 +177,7 @@ impl ReadModel {
         user: Option<&UserId>,
         message: Option<MessageId>,
     ) -> Result<Access, ApiError> {
-        let applied_before = self.applied.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let applied_before = self.progress.applied();
         let row = sqlx::query!(
             r#"SELECT c.channel_type, c.archived_at IS NOT NULL AS "archived!", c.kafka_partition, c.last_offset,
                       m.role AS "role?",
@@ -282,47 +281,107 @@ impl ReadModel {
     }
 
     /// Waits until the projector has applied every position in `target`. `Ok(false)` when the bound passed
-    /// first. What any request learns about the projector's progress serves every later one, so a position
-    /// that was seen applied costs no query.
+    /// first. Waiters never query: one poller per process reads the checkpoints while anybody waits, so a
+    /// lagging projector costs one query per poll interval, not one per waiting request.
     pub async fn wait_for(&self, target: &SessionPosition) -> Result<bool, ApiError> {
         let reached = |applied: &HashMap<i32, i64>| {
             target.positions().all(|position| {
                 applied.get(&position.partition).is_some_and(|next_offset| *next_offset > position.offset)
             })
         };
-        if reached(&self.applied.lock().unwrap_or_else(PoisonError::into_inner)) {
+        if reached(&self.progress.applied()) {
             return Ok(true);
         }
-        let partitions: Vec<i32> = target.positions().map(|position| position.partition).collect();
-        let deadline = Instant::now() + self.max_wait;
-        let mut pause = Duration::from_millis(2);
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        let mut polls = self.progress.polls.subscribe();
+        Progress::ensure_polling(&self.progress);
         loop {
+            tokio::select! {
+                changed = polls.changed() => {
+                    if changed.is_err() {
+                        return Ok(false);
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return Ok(false),
+            }
+            if self.progress.failing.load(Ordering::Acquire) {
+                return Err(ApiError::unavailable(
+                    "database_unavailable",
+                    "the read model is unavailable; retry shortly",
+                ));
+            }
+            if reached(&self.progress.applied()) {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// How far the projector has come, per partition (its next offset: every offset below is applied). Only
+/// grows. A cache entry remembers its partition's value when it was read, so it can tell whether it
+/// already reflects a position.
+#[derive(Debug)]
+struct Progress {
+    pool: PgPool,
+    consumer: String,
+    topic: String,
+    applied: Mutex<HashMap<i32, i64>>,
+    /// Bumped after every poll; waiters hold receivers, so the poller stops when nobody waits.
+    polls: watch::Sender<u64>,
+    polling: AtomicBool,
+    /// The last poll failed.
+    failing: AtomicBool,
+}
+
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+impl Progress {
+    fn applied(&self) -> HashMap<i32, i64> {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn ensure_polling(progress: &Arc<Self>) {
+        if !progress.polling.swap(true, Ordering::AcqRel) {
+            tokio::spawn(Self::poll(Arc::clone(progress)));
+        }
+    }
+
+    async fn poll(progress: Arc<Self>) {
+        loop {
+            if progress.polls.receiver_count() == 0 {
+                progress.polling.store(false, Ordering::Release);
+                // A waiter that subscribed just now saw `polling` still set: keep going for it unless it
+                // started a poller of its own.
+                let waiter_arrived = progress.polls.receiver_count() > 0;
+                if !waiter_arrived
+                    || progress.polling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err()
+                {
+                    return;
+                }
+            }
             let rows = sqlx::query!(
-                "SELECT partition, next_offset FROM projector_checkpoints
-                 WHERE consumer = $1 AND topic = $2 AND partition = ANY($3)",
-                self.consumer,
-                self.topic,
-                &partitions,
+                "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
+                progress.consumer,
+                progress.topic,
             )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|error| ApiError::database(&error))?;
-            {
-                let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
-                for row in rows {
-                    let known = applied.entry(row.partition).or_insert(row.next_offset);
-                    *known = (*known).max(row.next_offset);
+            .fetch_all(&progress.pool)
+            .await;
+            match rows {
+                Ok(rows) => {
+                    let mut applied = progress.applied.lock().unwrap_or_else(PoisonError::into_inner);
+                    for row in rows {
+                        let known = applied.entry(row.partition).or_insert(row.next_offset);
+                        *known = (*known).max(row.next_offset);
+                    }
+                    progress.failing.store(false, Ordering::Release);
                 }
-                if reached(&applied) {
-                    return Ok(true);
+                Err(error) => {
+                    tracing::warn!(error = %error, "reading projector checkpoints failed");
+                    progress.failing.store(true, Ordering::Release);
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(25));
+            progress.polls.send_modify(|polls| *polls = polls.wrapping_add(1));
+            tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
 }
