@@ -2,6 +2,7 @@
 //! its position. Nothing here writes to PostgreSQL.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
@@ -82,16 +83,35 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// A command on an existing channel, after the common steps: rate limit, `min_position` wait, channel and
-/// caller's role loaded.
+/// A command on an existing channel, after the common steps: rate limit, then the channel, the caller's role
+/// and the named message loaded.
 struct Target {
     channel_id: ChannelId,
     channel: ChannelState,
     access: Access,
-    /// The command's `min_position`, reached: later reads for this command must reflect it.
+    /// The command's `min_position` once it was waited for: later reads for this command reflect it.
     min: Option<SessionPosition>,
     /// The message the command named, if it exists (anywhere in the app).
     message: Option<MessageState>,
+}
+
+/// The message a command names.
+#[derive(Debug, Clone, Copy)]
+enum Named {
+    Nothing,
+    /// Looked up to recognise a retried send: its absence is the normal case.
+    Retry(MessageId),
+    /// Must exist in the channel.
+    Required(MessageId),
+}
+
+impl Named {
+    fn id(self) -> Option<MessageId> {
+        match self {
+            Self::Nothing => None,
+            Self::Retry(id) | Self::Required(id) => Some(id),
+        }
+    }
 }
 
 async fn wait_for_position(state: &AppState, command: &Command) -> Result<Option<SessionPosition>, ApiError> {
@@ -106,18 +126,22 @@ async fn wait_for_position(state: &AppState, command: &Command) -> Result<Option
     }
 }
 
+/// Loads the channel, the caller's role and the named message. Rate-limited once per command (on the first
+/// attempt, `min` = `None`).
 async fn target(
     state: &AppState,
     command: &Command,
     channel_id: &str,
-    message: Option<MessageId>,
+    named: Named,
+    min: Option<SessionPosition>,
 ) -> Result<Target, ApiError> {
     let channel_id: ChannelId = path_id("channel id", channel_id)?;
     let actor = &command.actor;
-    state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
-    let min = wait_for_position(state, command).await?;
+    if min.is_none() {
+        state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
+    }
     let user = (!actor.is_server).then_some(&actor.user_id);
-    let access = state.read.access(&actor.app_id, &channel_id, user, message, min.as_ref()).await?;
+    let access = state.read.access(&actor.app_id, &channel_id, user, named.id(), min.as_ref()).await?;
     let Some(channel) = access.channel else {
         return Err(ApiError::not_found("channel_not_found", format!("no channel {channel_id}")));
     };
@@ -125,15 +149,24 @@ async fn target(
     Ok(Target { channel_id, channel, access: access_rights, min, message: access.message })
 }
 
-/// A command on a message: the channel, the caller's role and the message in one read.
-async fn message_target(
-    state: &AppState,
-    command: &Command,
-    channel_id: &str,
-    message_id: &str,
-) -> Result<(Target, MessageId), ApiError> {
-    let message_id: MessageId = path_id("message id", message_id)?;
-    Ok((target(state, command, channel_id, Some(message_id)).await?, message_id))
+/// Runs a command's checks and append against the read model as cached. When the read model refuses the
+/// command (unknown channel or message, not a member, too low a role…) and the command carries
+/// `min_position`, the refusal may only mean the projector has not applied the caller's own earlier writes:
+/// wait for that position (bounded) and run the checks once more on state that reflects it. A command the
+/// read model allows never waits, so send latency does not follow projector lag. Nothing is appended before
+/// the checks pass, so running them twice is safe.
+async fn consistent<F, Fut>(state: &AppState, command: &Command, mut attempt: F) -> Reply
+where
+    F: FnMut(Option<SessionPosition>) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    match attempt(None).await {
+        Err(error) if command.min_position.is_some() && error.may_reflect_lag() => {
+            let min = wait_for_position(state, command).await?;
+            attempt(min).await
+        }
+        other => other,
+    }
 }
 
 /// The named message, which must be in this channel (else 404: ids of other channels are not confirmed
@@ -145,17 +178,15 @@ fn message_of(target: &Target, message_id: MessageId) -> Result<MessageState, Ap
     }
 }
 
-/// Another member's role, as of the command's `min_position`.
+/// Another member's role, as of the command's attempt (see [`consistent`]).
 async fn role_of(
     state: &AppState,
     command: &Command,
     target: &Target,
     user: &UserId,
 ) -> Result<Option<Role>, ApiError> {
-    state
-        .read
-        .role(&command.actor.app_id, &target.channel_id, target.channel.partition, user, target.min.as_ref())
-        .await
+    let (app, channel, partition) = (&command.actor.app_id, &target.channel_id, target.channel.partition);
+    state.read.role(app, channel, partition, user, target.min.as_ref()).await
 }
 
 fn require_open(target: &Target) -> Result<(), ApiError> {
@@ -399,12 +430,18 @@ pub async fn update_channel(
     if request.name.is_none() && request.topic.is_none() && request.custom.is_none() {
         return Err(ApiError::unprocessable("empty_update", "name, topic or custom must be given"));
     }
-    let target = target(&state, &command, &channel, None).await?;
-    target.access.require(Role::Admin, "updating a channel")?;
-    require_open(&target)?;
-    let event =
-        Event::ChannelUpdated(ChannelUpdated { name: request.name, topic: request.topic, custom: request.custom });
-    accepted(append(&state, &command, target.channel_id, None, event).await?)
+    consistent(&state, &command, |min| async {
+        let target = target(&state, &command, &channel, Named::Nothing, min).await?;
+        target.access.require(Role::Admin, "updating a channel")?;
+        require_open(&target)?;
+        let event = Event::ChannelUpdated(ChannelUpdated {
+            name: request.name.clone(),
+            topic: request.topic.clone(),
+            custom: request.custom.clone(),
+        });
+        accepted(append(&state, &command, target.channel_id, None, event).await?)
+    })
+    .await
 }
 
 pub async fn archive_channel(
@@ -416,11 +453,14 @@ pub async fn archive_channel(
     if let Some(reason) = &request.reason {
         check_chars("reason", reason, MAX_NAME_CHARS, "reason_too_long")?;
     }
-    let target = target(&state, &command, &channel, None).await?;
-    target.access.require(Role::Admin, "archiving a channel")?;
-    require_open(&target)?;
-    let event = Event::ChannelArchived(ChannelArchived { reason: request.reason });
-    accepted(append(&state, &command, target.channel_id, None, event).await?)
+    consistent(&state, &command, |min| async {
+        let target = target(&state, &command, &channel, Named::Nothing, min).await?;
+        target.access.require(Role::Admin, "archiving a channel")?;
+        require_open(&target)?;
+        let event = Event::ChannelArchived(ChannelArchived { reason: request.reason.clone() });
+        accepted(append(&state, &command, target.channel_id, None, event).await?)
+    })
+    .await
 }
 
 // ------------------------------------------------------------------------------------------------ members
@@ -432,7 +472,17 @@ pub async fn add_member(
     JsonBody(request): JsonBody<AddMember>,
 ) -> Reply {
     check_not_reserved(&request.user_id)?;
-    let target = target(&state, &command, &channel, None).await?;
+    consistent(&state, &command, |min| add_member_attempt(&state, &command, &channel, &request, min)).await
+}
+
+async fn add_member_attempt(
+    state: &AppState,
+    command: &Command,
+    channel: &str,
+    request: &AddMember,
+    min: Option<SessionPosition>,
+) -> Reply {
+    let target = target(state, command, channel, Named::Nothing, min).await?;
     require_open(&target)?;
     let role = request.role.unwrap_or(Role::Member);
     let actor = &command.actor;
@@ -454,13 +504,13 @@ pub async fn add_member(
         if rank(role) > target.access.rank() || (role == Role::Owner && target.access.rank() < 3) {
             return Err(ApiError::forbidden("insufficient_role", format!("cannot grant the {} role", role_name(role))));
         }
-        let existing = role_of(&state, &command, &target, &request.user_id).await?;
+        let existing = role_of(state, command, &target, &request.user_id).await?;
         if existing.is_some() {
             return Err(ApiError::conflict("already_a_member", format!("{} is a member already", request.user_id)));
         }
     }
-    let event = Event::MemberAdded(MemberAdded { user_id: request.user_id, role });
-    accepted(append(&state, &command, target.channel_id, None, event).await?)
+    let event = Event::MemberAdded(MemberAdded { user_id: request.user_id.clone(), role });
+    accepted(append(state, command, target.channel_id, None, event).await?)
 }
 
 pub async fn remove_member(
@@ -469,20 +519,26 @@ pub async fn remove_member(
     command: Command,
 ) -> Reply {
     let user: UserId = path_id("user id", &user)?;
-    remove(&state, &command, &channel, user).await
+    consistent(&state, &command, |min| remove(&state, &command, &channel, &user, min)).await
 }
 
 pub async fn leave_channel(State(state): AppStateRef, Path(channel): Path<String>, command: Command) -> Reply {
     require_user(&command, "leaving a channel")?;
     let user = command.actor.user_id.clone();
-    remove(&state, &command, &channel, user).await
+    consistent(&state, &command, |min| remove(&state, &command, &channel, &user, min)).await
 }
 
-async fn remove(state: &AppState, command: &Command, channel: &str, user: UserId) -> Reply {
-    let target = target(state, command, channel, None).await?;
+async fn remove(
+    state: &AppState,
+    command: &Command,
+    channel: &str,
+    user: &UserId,
+    min: Option<SessionPosition>,
+) -> Reply {
+    let target = target(state, command, channel, Named::Nothing, min).await?;
     require_open(&target)?;
     let actor = &command.actor;
-    let leaving = !actor.is_server && user == actor.user_id;
+    let leaving = !actor.is_server && *user == actor.user_id;
     let target_role = if leaving {
         target.access.role
     } else {
@@ -490,7 +546,7 @@ async fn remove(state: &AppState, command: &Command, channel: &str, user: UserId
         if target.channel.channel_type == ChannelType::Dm {
             return Err(ApiError::forbidden("dm_members_fixed", "a dm's members cannot change"));
         }
-        role_of(state, command, &target, &user).await?
+        role_of(state, command, &target, user).await?
     };
     let Some(target_role) = target_role else {
         return Err(ApiError::not_found("member_not_found", format!("{user} is not a member")));
@@ -499,7 +555,7 @@ async fn remove(state: &AppState, command: &Command, channel: &str, user: UserId
         return Err(ApiError::forbidden("insufficient_role", format!("cannot remove a {}", role_name(target_role))));
     }
     let reason = if leaving { RemovalReason::Left } else { RemovalReason::Removed };
-    let event = Event::MemberRemoved(MemberRemoved { user_id: user, reason });
+    let event = Event::MemberRemoved(MemberRemoved { user_id: user.clone(), reason });
     accepted(append(state, command, target.channel_id, None, event).await?)
 }
 
@@ -510,27 +566,38 @@ pub async fn change_role(
     JsonBody(request): JsonBody<ChangeRole>,
 ) -> Reply {
     let user: UserId = path_id("user id", &user)?;
-    let target = target(&state, &command, &channel, None).await?;
+    consistent(&state, &command, |min| change_role_attempt(&state, &command, &channel, &user, request.role, min)).await
+}
+
+async fn change_role_attempt(
+    state: &AppState,
+    command: &Command,
+    channel: &str,
+    user: &UserId,
+    role: Role,
+    min: Option<SessionPosition>,
+) -> Reply {
+    let target = target(state, command, channel, Named::Nothing, min).await?;
     require_open(&target)?;
     target.access.require(Role::Admin, "changing roles")?;
     let actor = &command.actor;
-    if !actor.is_server && user == actor.user_id {
+    if !actor.is_server && *user == actor.user_id {
         return Err(ApiError::forbidden("cannot_change_own_role", "members cannot change their own role"));
     }
-    let Some(previous_role) = role_of(&state, &command, &target, &user).await? else {
+    let Some(previous_role) = role_of(state, command, &target, user).await? else {
         return Err(ApiError::not_found("member_not_found", format!("{user} is not a member")));
     };
     let rank_actor = target.access.rank();
     let owner_power = rank_actor >= 3;
     // Admins manage moderators and members; owners (and the backend) manage everyone.
-    if !owner_power && (rank(previous_role) >= rank_actor || rank(request.role) >= rank_actor) {
+    if !owner_power && (rank(previous_role) >= rank_actor || rank(role) >= rank_actor) {
         return Err(ApiError::forbidden("insufficient_role", "cannot change a role equal to or above one's own"));
     }
-    if previous_role == request.role {
+    if previous_role == role {
         return Err(ApiError::conflict("role_unchanged", format!("{user} is a {} already", role_name(previous_role))));
     }
-    let event = Event::MemberRoleChanged(MemberRoleChanged { user_id: user, role: request.role, previous_role });
-    accepted(append(&state, &command, target.channel_id, None, event).await?)
+    let event = Event::MemberRoleChanged(MemberRoleChanged { user_id: user.clone(), role, previous_role });
+    accepted(append(state, command, target.channel_id, None, event).await?)
 }
 
 // ------------------------------------------------------------------------------------------------ messages
@@ -551,15 +618,38 @@ pub async fn send_message(
     }
     let actor = &command.actor;
     let channel_id: ChannelId = path_id("channel id", &channel)?;
+    check_attachments(&command, &channel_id, &request.attachments)?;
+    let mentions = mentions(request.mentions.clone())?;
     // The id a retry would have: looked up with the channel and role in the same query.
     let derived =
         request.client_msg_id.as_deref().map(|key| derive::message_id(&actor.app_id, &channel_id, &actor.user_id, key));
-    let target = target(&state, &command, &channel, derived).await?;
-    check_attachments(&command, &target.channel_id, &request.attachments)?;
-    let mentions = mentions(request.mentions)?;
+    let sent = |message_id| MessageSent {
+        message_id,
+        client_msg_id: request.client_msg_id.clone(),
+        text: request.text.clone(),
+        mentions: mentions.clone(),
+        attachments: request.attachments.clone(),
+        parent_id: request.parent_id,
+        custom: request.custom.clone(),
+    };
+    let parent = request.parent_id;
+    consistent(&state, &command, |min| send_attempt(&state, &command, &channel, derived, parent, &sent, min)).await
+}
+
+async fn send_attempt(
+    state: &AppState,
+    command: &Command,
+    channel: &str,
+    derived: Option<MessageId>,
+    parent: Option<MessageId>,
+    sent: &impl Fn(MessageId) -> MessageSent,
+    min: Option<SessionPosition>,
+) -> Reply {
+    let target = target(state, command, channel, derived.map_or(Named::Nothing, Named::Retry), min).await?;
     target.access.require(Role::Member, "sending")?;
     require_open(&target)?;
-    if let Some(parent_id) = request.parent_id {
+    let actor = &command.actor;
+    if let Some(parent_id) = parent {
         let parent = state.read.message(&actor.app_id, parent_id).await?;
         let valid = parent.is_some_and(|parent| {
             parent.channel_id == target.channel_id.as_str() && !parent.is_reply && !parent.purged
@@ -571,20 +661,10 @@ pub async fn send_message(
             ));
         }
     }
-    let event_for = |message_id| {
-        Event::MessageSent(MessageSent {
-            message_id,
-            client_msg_id: request.client_msg_id.clone(),
-            text: request.text.clone(),
-            mentions: mentions.clone(),
-            attachments: request.attachments.clone(),
-            parent_id: request.parent_id,
-            custom: request.custom.clone(),
-        })
-    };
     let Some(message_id) = derived else {
         let message_id = MessageId::from_uuid(uuid::Uuid::now_v7());
-        return accepted(append(&state, &command, target.channel_id, Some(message_id), event_for(message_id)).await?);
+        let event = Event::MessageSent(sent(message_id));
+        return accepted(append(state, command, target.channel_id, Some(message_id), event).await?);
     };
     let repeat = |sent: SentMessage| {
         Ok((
@@ -610,15 +690,15 @@ pub async fn send_message(
     };
     // Sent through another node (or before this node's memory) and projected already.
     if let Some(existing) = &target.message {
-        let sent = SentMessage {
+        let first = SentMessage {
             event_id: None,
             position: Position { partition: existing.partition, offset: existing.offset },
         };
-        guard.finish(sent);
-        return repeat(sent);
+        guard.finish(first);
+        return repeat(first);
     }
-    let (position, reply) =
-        append(&state, &command, target.channel_id.clone(), Some(message_id), event_for(message_id)).await?;
+    let event = Event::MessageSent(sent(message_id));
+    let (position, reply) = append(state, command, target.channel_id.clone(), Some(message_id), event).await?;
     guard.finish(SentMessage { event_id: reply.event_id, position });
     Ok((StatusCode::ACCEPTED, Json(reply)))
 }
@@ -633,17 +713,22 @@ pub async fn edit_message(
     if request.text.trim().is_empty() {
         return Err(ApiError::unprocessable("empty_message", "an edit needs text; delete the message instead"));
     }
-    let (target, message_id) = message_target(&state, &command, &channel, &message).await?;
-    let mentions = mentions(request.mentions)?;
-    target.access.require(Role::Member, "editing")?;
-    require_open(&target)?;
-    let message = message_of(&target, message_id)?;
-    require_not_deleted(&message)?;
-    if !command.actor.is_server && message.author_id != command.actor.user_id.as_str() {
-        return Err(ApiError::forbidden("not_the_author", "only the author edits a message"));
-    }
-    let event = Event::MessageEdited(MessageEdited { message_id, text: request.text, mentions });
-    accepted(append(&state, &command, target.channel_id, Some(message_id), event).await?)
+    let message_id: MessageId = path_id("message id", &message)?;
+    let mentions = mentions(request.mentions.clone())?;
+    consistent(&state, &command, |min| async {
+        let target = target(&state, &command, &channel, Named::Required(message_id), min).await?;
+        target.access.require(Role::Member, "editing")?;
+        require_open(&target)?;
+        let message = message_of(&target, message_id)?;
+        require_not_deleted(&message)?;
+        if !command.actor.is_server && message.author_id != command.actor.user_id.as_str() {
+            return Err(ApiError::forbidden("not_the_author", "only the author edits a message"));
+        }
+        let event =
+            Event::MessageEdited(MessageEdited { message_id, text: request.text.clone(), mentions: mentions.clone() });
+        accepted(append(&state, &command, target.channel_id, Some(message_id), event).await?)
+    })
+    .await
 }
 
 pub async fn delete_message(
@@ -651,28 +736,32 @@ pub async fn delete_message(
     Path((channel, message)): Path<(String, String)>,
     command: Command,
 ) -> Reply {
-    let (target, message_id) = message_target(&state, &command, &channel, &message).await?;
-    require_open(&target)?;
-    if target.access.role.is_none() && !target.access.is_server {
-        return Err(ApiError::forbidden("not_a_member", "the caller is not a member of this channel"));
-    }
-    let message = message_of(&target, message_id)?;
-    if command.hard {
-        target.access.require(Role::Admin, "purging a message")?;
-        if message.purged {
-            return Err(ApiError::conflict("message_deleted", "the message was purged already"));
+    let message_id: MessageId = path_id("message id", &message)?;
+    consistent(&state, &command, |min| async {
+        let target = target(&state, &command, &channel, Named::Required(message_id), min).await?;
+        require_open(&target)?;
+        if target.access.role.is_none() && !target.access.is_server {
+            return Err(ApiError::forbidden("not_a_member", "the caller is not a member of this channel"));
         }
-    } else {
-        let is_author = !command.actor.is_server && message.author_id == command.actor.user_id.as_str();
-        if is_author {
-            target.access.require(Role::Member, "deleting")?;
+        let message = message_of(&target, message_id)?;
+        if command.hard {
+            target.access.require(Role::Admin, "purging a message")?;
+            if message.purged {
+                return Err(ApiError::conflict("message_deleted", "the message was purged already"));
+            }
         } else {
-            target.access.require(Role::Moderator, "deleting another member's message")?;
+            let is_author = !command.actor.is_server && message.author_id == command.actor.user_id.as_str();
+            if is_author {
+                target.access.require(Role::Member, "deleting")?;
+            } else {
+                target.access.require(Role::Moderator, "deleting another member's message")?;
+            }
+            require_not_deleted(&message)?;
         }
-        require_not_deleted(&message)?;
-    }
-    let event = Event::MessageDeleted(MessageDeleted { message_id, hard: command.hard });
-    accepted(append(&state, &command, target.channel_id, Some(message_id), event).await?)
+        let event = Event::MessageDeleted(MessageDeleted { message_id, hard: command.hard });
+        accepted(append(&state, &command, target.channel_id, Some(message_id), event).await?)
+    })
+    .await
 }
 
 pub async fn add_reaction(
@@ -682,7 +771,7 @@ pub async fn add_reaction(
     JsonBody(request): JsonBody<AddReaction>,
 ) -> Reply {
     check_emoji(&request.emoji)?;
-    react(&state, &command, &channel, &message, request.emoji, true).await
+    react(&state, &command, &channel, &message, &request.emoji, true).await
 }
 
 pub async fn remove_reaction(
@@ -691,19 +780,22 @@ pub async fn remove_reaction(
     command: Command,
 ) -> Reply {
     check_emoji(&emoji)?;
-    react(&state, &command, &channel, &message, emoji, false).await
+    react(&state, &command, &channel, &message, &emoji, false).await
 }
 
-async fn react(state: &AppState, command: &Command, channel: &str, message: &str, emoji: String, add: bool) -> Reply {
+async fn react(state: &AppState, command: &Command, channel: &str, message: &str, emoji: &str, add: bool) -> Reply {
     require_user(command, "reacting")?;
-    let (target, message_id) = message_target(state, command, channel, message).await?;
-    target.access.require(Role::Member, "reacting")?;
-    require_open(&target)?;
-    let message = message_of(&target, message_id)?;
-    require_not_deleted(&message)?;
-    let reaction = Reaction { message_id, emoji };
-    let event = if add { Event::ReactionAdded(reaction) } else { Event::ReactionRemoved(reaction) };
-    accepted(append(state, command, target.channel_id, Some(message_id), event).await?)
+    let message_id: MessageId = path_id("message id", message)?;
+    consistent(state, command, |min| async move {
+        let target = target(state, command, channel, Named::Required(message_id), min).await?;
+        target.access.require(Role::Member, "reacting")?;
+        require_open(&target)?;
+        require_not_deleted(&message_of(&target, message_id)?)?;
+        let reaction = Reaction { message_id, emoji: emoji.to_owned() };
+        let event = if add { Event::ReactionAdded(reaction) } else { Event::ReactionRemoved(reaction) };
+        accepted(append(state, command, target.channel_id, Some(message_id), event).await?)
+    })
+    .await
 }
 
 pub async fn pin_message(
@@ -723,16 +815,20 @@ pub async fn unpin_message(
 }
 
 async fn pin(state: &AppState, command: &Command, channel: &str, message: &str, pin: bool) -> Reply {
-    let (target, message_id) = message_target(state, command, channel, message).await?;
-    target.access.require(Role::Member, "pinning")?;
-    require_open(&target)?;
-    let message = message_of(&target, message_id)?;
-    if pin {
-        require_not_deleted(&message)?;
-    }
-    let change = PinChange { message_id };
-    let event = if pin { Event::MessagePinned(change) } else { Event::MessageUnpinned(change) };
-    accepted(append(state, command, target.channel_id, Some(message_id), event).await?)
+    let message_id: MessageId = path_id("message id", message)?;
+    consistent(state, command, |min| async move {
+        let target = target(state, command, channel, Named::Required(message_id), min).await?;
+        target.access.require(Role::Member, "pinning")?;
+        require_open(&target)?;
+        let message = message_of(&target, message_id)?;
+        if pin {
+            require_not_deleted(&message)?;
+        }
+        let change = PinChange { message_id };
+        let event = if pin { Event::MessagePinned(change) } else { Event::MessageUnpinned(change) };
+        accepted(append(state, command, target.channel_id, Some(message_id), event).await?)
+    })
+    .await
 }
 
 pub async fn mark_read(
@@ -742,26 +838,32 @@ pub async fn mark_read(
     JsonBody(request): JsonBody<MarkRead>,
 ) -> Reply {
     require_user(&command, "marking read")?;
-    let target = target(&state, &command, &channel, None).await?;
-    target.access.require(Role::Member, "marking read")?;
-    let up_to = match request.up_to_offset {
-        None => target.channel.last_offset,
-        Some(offset) if offset < 0 => {
-            return Err(ApiError::unprocessable("invalid_position", "up_to_offset must not be negative"));
-        }
-        Some(offset) if offset <= target.channel.last_offset => offset,
-        Some(offset) => {
-            // An offset the client saw (e.g. live) that the read model has not reached: wait for it, so the
-            // marker is never ahead of the log.
-            let mut wanted = SessionPosition::default();
-            wanted.observe(Position { partition: target.channel.partition, offset });
-            if !state.read.wait_for(&wanted).await? {
-                return Err(ApiError::unprocessable("position_ahead", "up_to_offset is beyond the channel's events"));
+    if request.up_to_offset.is_some_and(|offset| offset < 0) {
+        return Err(ApiError::unprocessable("invalid_position", "up_to_offset must not be negative"));
+    }
+    consistent(&state, &command, |min| async {
+        let target = target(&state, &command, &channel, Named::Nothing, min).await?;
+        target.access.require(Role::Member, "marking read")?;
+        let up_to = match request.up_to_offset {
+            None => target.channel.last_offset,
+            Some(offset) if offset <= target.channel.last_offset => offset,
+            Some(offset) => {
+                // An offset the client saw (e.g. live) that the read model has not reached: wait for it, so
+                // the marker is never ahead of the log.
+                let mut wanted = SessionPosition::default();
+                wanted.observe(Position { partition: target.channel.partition, offset });
+                if !state.read.wait_for(&wanted).await? {
+                    return Err(ApiError::unprocessable(
+                        "position_ahead",
+                        "up_to_offset is beyond the channel's events",
+                    ));
+                }
+                offset
             }
-            offset
-        }
-    };
-    let up_to_offset = u64::try_from(up_to).unwrap_or_default();
-    let event = Event::ReadMarked(ReadMarked { up_to_offset });
-    accepted(append(&state, &command, target.channel_id, None, event).await?)
+        };
+        let up_to_offset = u64::try_from(up_to).unwrap_or_default();
+        let event = Event::ReadMarked(ReadMarked { up_to_offset });
+        accepted(append(&state, &command, target.channel_id, None, event).await?)
+    })
+    .await
 }

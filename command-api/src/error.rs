@@ -67,6 +67,26 @@ impl ApiError {
         Self::unavailable("database_unavailable", "the read model is unavailable; retry shortly")
     }
 
+    /// A refusal the read model gave, which may only mean it has not caught up with the caller's own
+    /// earlier writes (see `commands::consistent`).
+    pub fn may_reflect_lag(&self) -> bool {
+        matches!(
+            self.code(),
+            "channel_not_found"
+                | "message_not_found"
+                | "member_not_found"
+                | "not_a_member"
+                | "insufficient_role"
+                | "not_the_author"
+                | "already_a_member"
+                | "message_deleted"
+                | "role_unchanged"
+                | "channel_archived"
+                | "dm_members_fixed"
+                | "invalid_parent"
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MalformedJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,

@@ -148,8 +148,8 @@ async fn a_session_reads_its_own_writes_without_waiting_by_hand() {
         let sent = alice.send_message(&channel, &SendMessage::text("first")).await.unwrap();
         alice.add_reaction(&channel, &sent.message_id.unwrap(), "ok").await.unwrap();
     }
-    // Without the session position, the same sequence can race the projector; a position that is never
-    // reached gives a fast 503, not a hang.
+    // A command whose read-model answer is negative waits for its min_position; one that is never reached
+    // gives a bounded 503, not a hang (a positive answer needs no wait).
     let lagging = Client::new(
         harness.url(""),
         Credentials::User { api_key: harness.app.api_key.clone(), token: harness.token("alice") },
@@ -157,9 +157,10 @@ async fn a_session_reads_its_own_writes_without_waiting_by_hand() {
     .unwrap();
     lagging.observe(chatsdk_client::Position { partition: 0, offset: 1_000_000 });
     let started = std::time::Instant::now();
-    let (status, code) = code(lagging.send_message(&id("room-0"), &SendMessage::text("x")).await);
+    let (status, code) = code(lagging.send_message(&id("room-not-yet"), &SendMessage::text("x")).await);
     assert_eq!((status, code.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "projection_behind"));
     assert!(started.elapsed() < Duration::from_secs(8), "bounded wait, took {:?}", started.elapsed());
+    lagging.send_message(&id("room-0"), &SendMessage::text("authorized without waiting")).await.unwrap();
     harness.stop().await;
 }
 
