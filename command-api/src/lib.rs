@@ -77,7 +77,7 @@ impl Service for Application {
     async fn build(config: Config) -> anyhow::Result<Self> {
         // Clients are created here so wrong settings fail at start, not on the first request; none of
         // them connects yet, so the service starts (not ready) while a dependency is down.
-        let postgres = config.postgres.pool()?;
+        let postgres = config.postgres.point_lookup_pool()?;
         let s3 = config.s3.client()?;
         let readiness = Readiness::new(vec![
             config.kafka.readiness_probe(Self::NAME)?,
