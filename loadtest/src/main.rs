@@ -1,9 +1,104 @@
-//! The ChatSDK load generator. Its scenarios (steady, spike, heavy, upload storm, open-loop fixed rate)
-//! are built by the loadtest issue on top of the command and query APIs; until then it only says so.
+//! The ChatSDK load generator. Today: `send-bench`, the command path against its physical bounds (issue 5).
+//! The seed's scenarios (steady, spike, heavy, upload storm) come with the loadtest issue.
 
+#![allow(clippy::print_stdout)] // a command-line tool: results on stdout, progress on stderr
+
+mod measure;
+mod send_bench;
+mod stack;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("loadtest: no scenario is implemented yet (see docs/benchmarks.md)");
-    ExitCode::from(2)
+const USAGE: &str = "usage: loadtest send-bench [--rate 1000] [--seconds 20] [--workers 32] [--channels 100]
+                          [--users-per-channel 10] [--partitions 12] [--text-bytes 120]
+                          [--bin-dir DIR] [--json PATH]
+  Needs the local stack (infra/local/stack up; eval \"$(infra/local/stack env)\") and release binaries of
+  command-api and projector next to this one (cargo build --release -p command-api -p projector -p loadtest).";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // The bench's "bare axum" bound runs as a child process of this binary.
+    if std::env::var_os("CHATSDK_LOADTEST_BARE").is_some() {
+        return match bare_server().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("bare server: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    match arguments.first().map(String::as_str) {
+        Some("send-bench") => match options(&arguments[1..]) {
+            Ok(options) => match send_bench::run(options).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("loadtest send-bench: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("{error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn options(arguments: &[String]) -> Result<send_bench::Options, String> {
+    let mut options = send_bench::Options {
+        rate: 1000.0,
+        seconds: 20,
+        workers: 32,
+        channels: 100,
+        users_per_channel: 10,
+        partitions: 12,
+        text_bytes: 120,
+        bin_dir: stack::default_bin_dir(),
+        json: None,
+    };
+    let mut iter = arguments.iter();
+    while let Some(flag) = iter.next() {
+        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
+        match flag.as_str() {
+            "--rate" => options.rate = number()? as f64,
+            "--seconds" => options.seconds = number()?,
+            "--workers" => options.workers = number()? as usize,
+            "--channels" => options.channels = number()? as usize,
+            "--users-per-channel" => options.users_per_channel = number()? as usize,
+            "--partitions" => options.partitions = number()? as i32,
+            "--text-bytes" => options.text_bytes = number()? as usize,
+            "--bin-dir" => options.bin_dir = PathBuf::from(value),
+            "--json" => options.json = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if options.rate <= 0.0 || options.seconds == 0 || options.workers == 0 || options.channels == 0 {
+        return Err("rate, seconds, workers and channels must be positive".to_owned());
+    }
+    Ok(options)
+}
+
+/// Answers every request with 202 and a small JSON body: the HTTP stack's own cost, nothing else.
+async fn bare_server() -> anyhow::Result<()> {
+    use axum::http::StatusCode;
+    let bind = std::env::var("CHATSDK_HTTP__BIND").unwrap_or_else(|_| "127.0.0.1:0".to_owned());
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    let accepted = || async {
+        (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"position":{"partition":0,"offset":0}}"#)
+    };
+    let router = axum::Router::new()
+        .route("/readyz", axum::routing::get(|| async { "ok" }))
+        .fallback(axum::routing::post(move |_body: axum::body::Bytes| accepted()));
+    axum::serve(listener, router).with_graceful_shutdown(chatsdk_platform::server::shutdown_signal()).await?;
+    Ok(())
 }
