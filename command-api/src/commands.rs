@@ -17,6 +17,7 @@ use chatsdk_client::api::{
     UpdateChannel,
 };
 use chatsdk_client::{Position, SessionPosition};
+use chatsdk_platform::metrics as names;
 use chatsdk_schemas::Envelope;
 use chatsdk_schemas::events::{
     Attachment, ChannelArchived, ChannelCreated, ChannelMember, ChannelType, ChannelUpdated, Event, MemberAdded,
@@ -116,7 +117,10 @@ impl Named {
 
 async fn wait_for_position(state: &AppState, command: &Command) -> Result<Option<SessionPosition>, ApiError> {
     let Some(position) = &command.min_position else { return Ok(None) };
-    if state.read.wait_for(position).await? {
+    let reached = state.read.wait_for(position).await?;
+    let outcome = if reached { "reached" } else { "timeout" };
+    metrics::counter!(names::COMMAND_POSITION_WAITS_TOTAL, "outcome" => outcome).increment(1);
+    if reached {
         Ok(Some(position.clone()))
     } else {
         Err(ApiError::unavailable(
@@ -682,7 +686,10 @@ async fn send_attempt(
     let guard = match state.recent.claim(&actor.app_id, message_id) {
         Claim::Repeat(first) => {
             return match outcome_of(first).await {
-                Some(sent) => repeat(sent),
+                Some(sent) => {
+                    metrics::counter!(names::COMMAND_RETRIED_SENDS_TOTAL, "found" => "memory").increment(1);
+                    repeat(sent)
+                }
                 None => Err(ApiError::unavailable("kafka_unavailable", "the first attempt of this send failed; retry")),
             };
         }
@@ -695,6 +702,7 @@ async fn send_attempt(
             position: Position { partition: existing.partition, offset: existing.offset },
         };
         guard.finish(first);
+        metrics::counter!(names::COMMAND_RETRIED_SENDS_TOTAL, "found" => "read_model").increment(1);
         return repeat(first);
     }
     let event = Event::MessageSent(sent(message_id));

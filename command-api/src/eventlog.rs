@@ -14,6 +14,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
+use chatsdk_platform::metrics as names;
+
 use crate::error::ApiError;
 
 pub struct EventLog {
@@ -72,6 +74,16 @@ impl EventLog {
             tracing::warn!(error = %error, "produce refused (queue full?)");
             ApiError::unavailable("kafka_unavailable", "the event log is unavailable; retry shortly")
         })?;
+        let started = std::time::Instant::now();
+        let record = |ok: bool| {
+            metrics::histogram!(names::COMMAND_PRODUCE_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+            if ok {
+                metrics::counter!(names::COMMAND_EVENTS_APPENDED_TOTAL, "type" => envelope.event_type().as_str())
+                    .increment(1);
+            } else {
+                metrics::counter!(names::COMMAND_PRODUCE_FAILURES_TOTAL).increment(1);
+            }
+        };
         let unavailable = || {
             ApiError::unavailable(
                 "kafka_unavailable",
@@ -79,12 +91,17 @@ impl EventLog {
             )
         };
         match tokio::time::timeout(self.deadline, delivery).await {
-            Ok(Ok(Ok(delivered))) => Ok(Position { partition: delivered.partition, offset: delivered.offset }),
+            Ok(Ok(Ok(delivered))) => {
+                record(true);
+                Ok(Position { partition: delivered.partition, offset: delivered.offset })
+            }
             Ok(Ok(Err((error, _)))) => {
+                record(false);
                 tracing::warn!(error = %error, "produce failed");
                 Err(unavailable())
             }
             Ok(Err(_)) | Err(_) => {
+                record(false);
                 tracing::warn!("no delivery report in time");
                 Err(unavailable())
             }

@@ -134,6 +134,14 @@ async fn every_command_appends_one_event_and_the_read_model_follows() {
             .await
             .unwrap();
     assert_eq!((topic.as_deref(), archived), (Some("everything"), true));
+
+    // The command metrics counted what was appended.
+    let metrics = reqwest::get(harness.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|line| line.starts_with("chatsdk_command_events_appended_total{type=\"message.sent\"}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chatsdk_command_produce_duration_seconds_bucket"));
     harness.stop().await;
 }
 

@@ -27,6 +27,17 @@ pub const PROJECTOR_RETRIES_TOTAL: &str = "chatsdk_projector_retries_total";
 /// Next offset to apply, per partition (a label bounded by the partition count).
 pub const PROJECTOR_CHECKPOINT: &str = "chatsdk_projector_checkpoint";
 
+/// Events the command API appended, by event type.
+pub const COMMAND_EVENTS_APPENDED_TOTAL: &str = "chatsdk_command_events_appended_total";
+/// From handing an event to the producer to Kafka's acknowledgement (acks=all), successful or not.
+pub const COMMAND_PRODUCE_DURATION_SECONDS: &str = "chatsdk_command_produce_duration_seconds";
+/// Produces that failed or timed out (answered 503).
+pub const COMMAND_PRODUCE_FAILURES_TOTAL: &str = "chatsdk_command_produce_failures_total";
+/// Commands that waited for their `min_position`, by outcome (`reached`, `timeout`).
+pub const COMMAND_POSITION_WAITS_TOTAL: &str = "chatsdk_command_position_waits_total";
+/// Sends answered as retries of an earlier send, by where the original was found (`memory`, `read_model`).
+pub const COMMAND_RETRIED_SENDS_TOTAL: &str = "chatsdk_command_retried_sends_total";
+
 const LATENCY_BUCKETS_SECONDS: &[f64] =
     &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
