@@ -107,10 +107,10 @@ pub fn verify(secret: &str, token: &str, now: i64, skew_secs: i64) -> Result<Ver
     let signing_input = &token[..header_and_payload_len(token)];
     mac(secret).chain_update(signing_input.as_bytes()).verify_slice(&signature).map_err(|_| TokenError::Signature)?;
     let claims: Claims = decode_json(payload)?;
-    if claims.exp + skew_secs <= now {
+    if claims.exp.saturating_add(skew_secs) <= now {
         return Err(TokenError::Expired);
     }
-    if claims.nbf.is_some_and(|nbf| nbf - skew_secs > now) {
+    if claims.nbf.is_some_and(|nbf| nbf.saturating_sub(skew_secs) > now) {
         return Err(TokenError::NotYetValid);
     }
     let user_id = UserId::try_from(claims.sub).map_err(|_| TokenError::Subject)?;

@@ -34,7 +34,7 @@ impl Admin {
         let given = headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| crate::auth::strip_scheme(value, "Bearer"))
             .ok_or_else(|| ApiError::Unauthenticated("missing admin token (Authorization: Bearer …)".to_owned()))?;
         if !constant_time_eq(self.token.expose().as_bytes(), given.as_bytes()) {
             return Err(ApiError::Unauthenticated("wrong admin token".to_owned()));

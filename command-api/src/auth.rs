@@ -57,7 +57,7 @@ pub async fn authenticate(apps: &AppDirectory, headers: &HeaderMap, skew_secs: i
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .ok_or_else(|| unauthenticated("missing Authorization header (Bearer <user token> or Basic <key:secret>)"))?;
-    if let Some(credentials) = authorization.strip_prefix("Basic ") {
+    if let Some(credentials) = strip_scheme(authorization, "Basic") {
         let decoded =
             STANDARD.decode(credentials.trim()).map_err(|_| unauthenticated("malformed Basic credentials"))?;
         let decoded = String::from_utf8(decoded).map_err(|_| unauthenticated("malformed Basic credentials"))?;
@@ -70,8 +70,7 @@ pub async fn authenticate(apps: &AppDirectory, headers: &HeaderMap, skew_secs: i
         let user_id = UserId::try_from(SERVER_ACTOR.to_owned()).map_err(|_| unauthenticated("server actor"))?;
         return Ok(Actor { app_id: app.app_id, user_id, is_server: true, scopes: None });
     }
-    let bearer = authorization
-        .strip_prefix("Bearer ")
+    let bearer = strip_scheme(authorization, "Bearer")
         .ok_or_else(|| unauthenticated("the Authorization scheme must be Bearer or Basic"))?;
     let api_key = headers
         .get("x-api-key")
@@ -89,6 +88,12 @@ pub async fn authenticate(apps: &AppDirectory, headers: &HeaderMap, skew_secs: i
     Ok(Actor { app_id: app.app_id, user_id: verified.user_id, is_server: false, scopes: verified.scopes })
 }
 
+/// The credentials after an authentication scheme, which is case-insensitive (RFC 7235).
+pub(crate) fn strip_scheme<'a>(authorization: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, credentials) = authorization.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(credentials)
+}
+
 /// Compares secrets without an early exit, so timing does not reveal how much of a guess was right.
 pub(crate) fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
     let length_differs = u8::from(expected.len() != given.len());
@@ -100,6 +105,15 @@ pub(crate) fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        assert_eq!(strip_scheme("Bearer abc", "Bearer"), Some("abc"));
+        assert_eq!(strip_scheme("bearer abc", "Bearer"), Some("abc"));
+        assert_eq!(strip_scheme("BASIC xyz", "Basic"), Some("xyz"));
+        assert_eq!(strip_scheme("Bearerabc", "Bearer"), None);
+        assert_eq!(strip_scheme("Basic xyz", "Bearer"), None);
+    }
 
     #[test]
     fn secrets_compare_equal_only_when_identical() {
