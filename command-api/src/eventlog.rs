@@ -3,13 +3,14 @@
 //! a retried `client_msg_id` return the original message without appending again.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chatsdk_client::Position;
 use chatsdk_schemas::Envelope;
 use chatsdk_schemas::codec::{EncodeError, EventEncoder};
-use chatsdk_schemas::ids::{AppId, EventId, MessageId};
+use chatsdk_schemas::ids::{AppId, ChannelId, EventId, MessageId};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
@@ -61,7 +62,7 @@ impl EventLog {
             // Validation happens before an envelope is built; a schema violation here is our bug.
             other => {
                 tracing::error!(error = %other, "an event failed its own schema");
-                ApiError::unavailable("internal_error", "the event could not be encoded")
+                ApiError::Internal("the event could not be encoded".to_owned())
             }
         })?;
         let key = envelope.key();
@@ -119,46 +120,54 @@ pub struct SentMessage {
 
 type Outcome = Option<Result<SentMessage, ()>>;
 
-/// Sends with a `client_msg_id` this node appended recently, and those in flight: a concurrent retry waits
-/// for the first attempt instead of appending a second event. Bounded; the oldest entries go first. Across
-/// nodes, or after eviction, the read model (and, before projection, the projector's dedup) catches retries.
+/// Commands this node appended recently, and those in flight, by what they create: a concurrent or later
+/// repeat waits for or reuses the first outcome instead of appending a second event. Bounded; the oldest
+/// entries go first. Across nodes, or after eviction, the read model (and, before projection, the
+/// projector's first-wins rule) catches repeats.
 #[derive(Debug)]
-pub struct RecentSends {
+pub struct Recent<K> {
     capacity: usize,
-    inner: Mutex<Recent>,
+    inner: Mutex<Slots<K>>,
 }
 
-#[derive(Debug, Default)]
-struct Recent {
-    slots: HashMap<(AppId, MessageId), watch::Receiver<Outcome>>,
-    order: VecDeque<(AppId, MessageId)>,
-}
+/// Sends by message id (a retried `client_msg_id`).
+pub type RecentSends = Recent<(AppId, MessageId)>;
+/// Channel creations by channel id (two creates of one id within the projector's lag).
+pub type RecentCreates = Recent<(AppId, ChannelId)>;
 
-/// The caller's part in a send.
 #[derive(Debug)]
-pub enum Claim {
-    /// Nobody else is sending this message: go ahead, then [`SendGuard::finish`].
-    Owner(SendGuard),
-    /// The same message was sent, or is being sent, here.
+struct Slots<K> {
+    slots: HashMap<K, watch::Receiver<Outcome>>,
+    order: VecDeque<K>,
+}
+
+/// The caller's part in a command.
+#[derive(Debug)]
+pub enum Claim<K: Eq + Hash + Clone> {
+    /// Nobody else is doing this: go ahead, then [`SendGuard::finish`].
+    Owner(SendGuard<K>),
+    /// The same was done, or is being done, here.
     Repeat(watch::Receiver<Outcome>),
 }
 
 /// Held while appending; dropping it unfinished (error, cancelled request) forgets the attempt so a retry
 /// may try again.
 #[derive(Debug)]
-pub struct SendGuard {
-    key: (AppId, MessageId),
+pub struct SendGuard<K: Eq + Hash + Clone> {
+    key: K,
     sender: Option<watch::Sender<Outcome>>,
-    recent: Arc<RecentSends>,
+    recent: Arc<Recent<K>>,
 }
 
-impl RecentSends {
+impl<K: Eq + Hash + Clone> Recent<K> {
     pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self { capacity: capacity.max(1), inner: Mutex::default() })
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Slots { slots: HashMap::new(), order: VecDeque::new() }),
+        })
     }
 
-    pub fn claim(self: &Arc<Self>, app: &AppId, message: MessageId) -> Claim {
-        let key = (app.clone(), message);
+    pub fn claim(self: &Arc<Self>, key: K) -> Claim<K> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(receiver) = inner.slots.get(&key) {
             return Claim::Repeat(receiver.clone());
@@ -174,14 +183,17 @@ impl RecentSends {
         Claim::Owner(SendGuard { key, sender: Some(sender), recent: Arc::clone(self) })
     }
 
-    fn forget(&self, key: &(AppId, MessageId)) {
+    /// Forgets a failed attempt, unless the key was evicted and claimed anew meanwhile. Its place in `order`
+    /// goes when it reaches the front.
+    fn forget(&self, key: &K, sender: &watch::Sender<Outcome>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.slots.remove(key);
-        inner.order.retain(|entry| entry != key);
+        if inner.slots.get(key).is_some_and(|receiver| receiver.same_channel(&sender.subscribe())) {
+            inner.slots.remove(key);
+        }
     }
 }
 
-impl SendGuard {
+impl<K: Eq + Hash + Clone> SendGuard<K> {
     pub fn finish(mut self, sent: SentMessage) {
         if let Some(sender) = self.sender.take() {
             sender.send_replace(Some(Ok(sent)));
@@ -189,10 +201,10 @@ impl SendGuard {
     }
 }
 
-impl Drop for SendGuard {
+impl<K: Eq + Hash + Clone> Drop for SendGuard<K> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
-            self.recent.forget(&self.key);
+            self.recent.forget(&self.key, &sender);
             sender.send_replace(Some(Err(())));
         }
     }
@@ -224,34 +236,33 @@ mod tests {
     #[tokio::test]
     async fn a_repeat_gets_the_first_attempts_outcome() {
         let recent = RecentSends::new(10);
-        let Claim::Owner(guard) = recent.claim(&app(), message(1)) else { panic!("first claim must own") };
-        let Claim::Repeat(waiting) = recent.claim(&app(), message(1)) else { panic!("second claim must repeat") };
+        let Claim::Owner(guard) = recent.claim((app(), message(1))) else { panic!("first claim must own") };
+        let Claim::Repeat(waiting) = recent.claim((app(), message(1))) else { panic!("second claim must repeat") };
         let first = sent(7);
         guard.finish(first);
         assert_eq!(outcome_of(waiting).await, Some(first));
-        let Claim::Repeat(later) = recent.claim(&app(), message(1)) else { panic!("a finished send is remembered") };
+        let Claim::Repeat(later) = recent.claim((app(), message(1))) else { panic!("a finished send is remembered") };
         assert_eq!(outcome_of(later).await, Some(first));
     }
 
     #[tokio::test]
     async fn a_failed_attempt_is_forgotten_so_a_retry_owns_it() {
         let recent = RecentSends::new(10);
-        let Claim::Owner(guard) = recent.claim(&app(), message(2)) else { panic!("first claim must own") };
-        let Claim::Repeat(waiting) = recent.claim(&app(), message(2)) else { panic!("second claim must repeat") };
+        let Claim::Owner(guard) = recent.claim((app(), message(2))) else { panic!("first claim must own") };
+        let Claim::Repeat(waiting) = recent.claim((app(), message(2))) else { panic!("second claim must repeat") };
         drop(guard);
         assert_eq!(outcome_of(waiting).await, None);
-        assert!(matches!(recent.claim(&app(), message(2)), Claim::Owner(_)));
+        assert!(matches!(recent.claim((app(), message(2))), Claim::Owner(_)));
     }
 
     #[test]
     fn the_oldest_sends_are_evicted_beyond_capacity() {
         let recent = RecentSends::new(2);
         for n in 0..3 {
-            if let Claim::Owner(guard) = recent.claim(&app(), message(n)) {
-                guard.finish(sent(n as i64));
-            }
+            let Claim::Owner(guard) = recent.claim((app(), message(n))) else { panic!("a new key must own") };
+            guard.finish(sent(n as i64));
         }
-        assert!(matches!(recent.claim(&app(), message(0)), Claim::Owner(_)), "evicted");
-        assert!(matches!(recent.claim(&app(), message(2)), Claim::Repeat(_)), "kept");
+        assert!(matches!(recent.claim((app(), message(0))), Claim::Owner(_)), "evicted");
+        assert!(matches!(recent.claim((app(), message(2))), Claim::Repeat(_)), "kept");
     }
 }
