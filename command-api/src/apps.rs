@@ -34,10 +34,9 @@ pub enum CreateAppError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Creates an app with a fresh key and secret. Applies pending migrations first (idempotent, locked), so
-/// the first app can be created before any projector ran.
+/// Creates an app with a fresh key and secret. The `apps` table comes with the migrations the projector
+/// applies; `command-api admin create-app` applies them first (see [`apply_migrations`]).
 pub async fn create_app(pool: &PgPool, app_id: &AppId) -> Result<AppCredentials, CreateAppError> {
-    MIGRATOR.run(pool).await?;
     let api_key = format!("key_{}", uuid::Uuid::new_v4().simple());
     // Two v4 UUIDs: 244 bits from the operating system's generator.
     let api_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
@@ -53,6 +52,14 @@ pub async fn create_app(pool: &PgPool, app_id: &AppId) -> Result<AppCredentials,
         return Err(CreateAppError::Exists(app_id.clone()));
     }
     Ok(AppCredentials { app_id: app_id.clone(), api_key, api_secret })
+}
+
+/// Applies pending migrations (idempotent, locked), so the first app can be created before any projector
+/// ran. Only the CLI does this: the endpoint must not need DDL rights, nor fail when a newer projector has
+/// applied migrations this binary does not know.
+pub async fn apply_migrations(pool: &PgPool) -> Result<(), CreateAppError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
 }
 
 /// The secret of an existing app (for minting development tokens).

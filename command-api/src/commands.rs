@@ -130,8 +130,7 @@ async fn wait_for_position(state: &AppState, command: &Command) -> Result<Option
     }
 }
 
-/// Loads the channel, the caller's role and the named message. Rate-limited once per command (on the first
-/// attempt, `min` = `None`).
+/// Loads the channel, the caller's role and the named message, reflecting `min` if given.
 async fn target(
     state: &AppState,
     command: &Command,
@@ -141,9 +140,6 @@ async fn target(
 ) -> Result<Target, ApiError> {
     let channel_id: ChannelId = path_id("channel id", channel_id)?;
     let actor = &command.actor;
-    if min.is_none() {
-        state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
-    }
     let user = (!actor.is_server).then_some(&actor.user_id);
     let access = state.read.access(&actor.app_id, &channel_id, user, named.id(), min.as_ref()).await?;
     let Some(channel) = access.channel else {
@@ -153,17 +149,35 @@ async fn target(
     Ok(Target { channel_id, channel, access: access_rights, min, message: access.message })
 }
 
-/// Runs a command's checks and append against the read model as cached. When the read model refuses the
-/// command (unknown channel or message, not a member, too low a role…) and the command carries
-/// `min_position`, the refusal may only mean the projector has not applied the caller's own earlier writes:
-/// wait for that position (bounded) and run the checks once more on state that reflects it. A command the
-/// read model allows never waits, so send latency does not follow projector lag. Nothing is appended before
-/// the checks pass, so running them twice is safe.
-async fn consistent<F, Fut>(state: &AppState, command: &Command, mut attempt: F) -> Reply
+/// How a command treats its `min_position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Wait for `min_position` first, then check against state that reflects it. For commands whose event
+    /// content or effect depends on the caller's earlier writes (membership and role changes, archiving,
+    /// moderation), which are rare.
+    Strict,
+    /// Check against the read model as cached; only when it refuses the command (unknown channel or
+    /// message, not a member, too low a role…), which may just mean the projector has not applied the
+    /// caller's own earlier writes yet, wait for `min_position` (bounded) and check once more on state that
+    /// reflects it. For the frequent commands (send, edit, react, mark read): a stream of sends never waits
+    /// for the projection of the previous one, so send latency does not follow projector lag.
+    Optimistic,
+}
+
+/// Rate-limits the command once, then runs its checks and append (see [`Mode`]). Nothing is appended
+/// before the checks pass, so running them twice is safe.
+async fn consistent<F, Fut>(state: &AppState, command: &Command, channel: &str, mode: Mode, mut attempt: F) -> Reply
 where
     F: FnMut(Option<SessionPosition>) -> Fut,
     Fut: Future<Output = Reply>,
 {
+    let channel_id: ChannelId = path_id("channel id", channel)?;
+    let actor = &command.actor;
+    state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
+    if mode == Mode::Strict {
+        let min = wait_for_position(state, command).await?;
+        return attempt(min).await;
+    }
     match attempt(None).await {
         Err(error) if command.min_position.is_some() && error.may_reflect_lag() => {
             let min = wait_for_position(state, command).await?;
@@ -382,31 +396,52 @@ pub async fn create_channel(
         second.role = Role::Member;
         derive::dm_channel_id(&actor.app_id, &first.user_id, &second.user_id)
     } else {
+        if request.channel_id.as_ref().is_some_and(|id| id.as_str().starts_with("dm-")) {
+            return Err(ApiError::unprocessable("reserved_id", "channel ids starting with dm- are reserved for dms"));
+        }
         request.channel_id.clone().unwrap_or_else(|| {
             ChannelId::try_from(format!("ch-{}", uuid::Uuid::now_v7().simple()))
                 .unwrap_or_else(|_| unreachable!("ch- and hex digits form a valid id"))
         })
     };
     state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
+    // Creating is strict: a create after the caller's earlier writes sees them (see `Mode`).
     wait_for_position(&state, &command).await?;
+    let is_dm = request.channel_type == ChannelType::Dm;
+    let existing_reply = |position: Position| {
+        Ok((
+            StatusCode::OK,
+            Json(Accepted {
+                channel_id: channel_id.clone(),
+                message_id: None,
+                event_id: None,
+                position,
+                position_token: position.token(),
+                duplicate: true,
+            }),
+        ))
+    };
+    let exists = || ApiError::conflict("channel_exists", format!("channel {channel_id} exists already"));
+    // Two creates of one id on this node within the projector's lag: the second sees the first.
+    let guard = match state.creates.claim((actor.app_id.clone(), channel_id.clone())) {
+        Claim::Repeat(first) => {
+            return match outcome_of(first).await {
+                Some(created) if is_dm => existing_reply(created.position),
+                Some(_) => Err(exists()),
+                None => {
+                    Err(ApiError::unavailable("kafka_unavailable", "a concurrent create of this channel failed; retry"))
+                }
+            };
+        }
+        Claim::Owner(guard) => guard,
+    };
     let existing = state.read.access(&actor.app_id, &channel_id, None, None, None).await?.channel;
     if let Some(existing) = existing {
-        if request.channel_type == ChannelType::Dm {
-            // Get-or-create: the same two users always share one DM.
-            let position = Position { partition: existing.partition, offset: existing.last_offset };
-            return Ok((
-                StatusCode::OK,
-                Json(Accepted {
-                    channel_id,
-                    message_id: None,
-                    event_id: None,
-                    position,
-                    position_token: position.token(),
-                    duplicate: true,
-                }),
-            ));
+        // Get-or-create for a DM: the same two users always share one DM.
+        if is_dm && existing.channel_type == ChannelType::Dm {
+            return existing_reply(Position { partition: existing.partition, offset: existing.last_offset });
         }
-        return Err(ApiError::conflict("channel_exists", format!("channel {channel_id} exists already")));
+        return Err(exists());
     }
     let event = Event::ChannelCreated(ChannelCreated {
         channel_type: request.channel_type,
@@ -415,7 +450,9 @@ pub async fn create_channel(
         custom: request.custom,
         members,
     });
-    accepted(append(&state, &command, channel_id, None, event).await?)
+    let (position, reply) = append(&state, &command, channel_id.clone(), None, event).await?;
+    guard.finish(SentMessage { event_id: reply.event_id, position });
+    Ok((StatusCode::ACCEPTED, Json(reply)))
 }
 
 pub async fn update_channel(
@@ -434,7 +471,7 @@ pub async fn update_channel(
     if request.name.is_none() && request.topic.is_none() && request.custom.is_none() {
         return Err(ApiError::unprocessable("empty_update", "name, topic or custom must be given"));
     }
-    consistent(&state, &command, |min| async {
+    consistent(&state, &command, &channel, Mode::Strict, |min| async {
         let target = target(&state, &command, &channel, Named::Nothing, min).await?;
         target.access.require(Role::Admin, "updating a channel")?;
         require_open(&target)?;
@@ -457,7 +494,7 @@ pub async fn archive_channel(
     if let Some(reason) = &request.reason {
         check_chars("reason", reason, MAX_NAME_CHARS, "reason_too_long")?;
     }
-    consistent(&state, &command, |min| async {
+    consistent(&state, &command, &channel, Mode::Strict, |min| async {
         let target = target(&state, &command, &channel, Named::Nothing, min).await?;
         target.access.require(Role::Admin, "archiving a channel")?;
         require_open(&target)?;
@@ -476,7 +513,10 @@ pub async fn add_member(
     JsonBody(request): JsonBody<AddMember>,
 ) -> Reply {
     check_not_reserved(&request.user_id)?;
-    consistent(&state, &command, |min| add_member_attempt(&state, &command, &channel, &request, min)).await
+    consistent(&state, &command, &channel, Mode::Strict, |min| {
+        add_member_attempt(&state, &command, &channel, &request, min)
+    })
+    .await
 }
 
 async fn add_member_attempt(
@@ -523,13 +563,13 @@ pub async fn remove_member(
     command: Command,
 ) -> Reply {
     let user: UserId = path_id("user id", &user)?;
-    consistent(&state, &command, |min| remove(&state, &command, &channel, &user, min)).await
+    consistent(&state, &command, &channel, Mode::Strict, |min| remove(&state, &command, &channel, &user, min)).await
 }
 
 pub async fn leave_channel(State(state): AppStateRef, Path(channel): Path<String>, command: Command) -> Reply {
     require_user(&command, "leaving a channel")?;
     let user = command.actor.user_id.clone();
-    consistent(&state, &command, |min| remove(&state, &command, &channel, &user, min)).await
+    consistent(&state, &command, &channel, Mode::Strict, |min| remove(&state, &command, &channel, &user, min)).await
 }
 
 async fn remove(
@@ -543,13 +583,16 @@ async fn remove(
     require_open(&target)?;
     let actor = &command.actor;
     let leaving = !actor.is_server && *user == actor.user_id;
+    if leaving && target.access.role.is_none() {
+        return Err(ApiError::forbidden("not_a_member", "the caller is not a member of this channel"));
+    }
+    if target.channel.channel_type == ChannelType::Dm {
+        return Err(ApiError::forbidden("dm_members_fixed", "a dm's members cannot change"));
+    }
     let target_role = if leaving {
         target.access.role
     } else {
         target.access.require(Role::Moderator, "removing members")?;
-        if target.channel.channel_type == ChannelType::Dm {
-            return Err(ApiError::forbidden("dm_members_fixed", "a dm's members cannot change"));
-        }
         role_of(state, command, &target, user).await?
     };
     let Some(target_role) = target_role else {
@@ -570,7 +613,10 @@ pub async fn change_role(
     JsonBody(request): JsonBody<ChangeRole>,
 ) -> Reply {
     let user: UserId = path_id("user id", &user)?;
-    consistent(&state, &command, |min| change_role_attempt(&state, &command, &channel, &user, request.role, min)).await
+    consistent(&state, &command, &channel, Mode::Strict, |min| {
+        change_role_attempt(&state, &command, &channel, &user, request.role, min)
+    })
+    .await
 }
 
 async fn change_role_attempt(
@@ -637,7 +683,10 @@ pub async fn send_message(
         custom: request.custom.clone(),
     };
     let parent = request.parent_id;
-    consistent(&state, &command, |min| send_attempt(&state, &command, &channel, derived, parent, &sent, min)).await
+    consistent(&state, &command, &channel, Mode::Optimistic, |min| {
+        send_attempt(&state, &command, &channel, derived, parent, &sent, min)
+    })
+    .await
 }
 
 async fn send_attempt(
@@ -683,7 +732,7 @@ async fn send_attempt(
             }),
         ))
     };
-    let guard = match state.recent.claim(&actor.app_id, message_id) {
+    let guard = match state.recent.claim((actor.app_id.clone(), message_id)) {
         Claim::Repeat(first) => {
             return match outcome_of(first).await {
                 Some(sent) => {
@@ -723,7 +772,7 @@ pub async fn edit_message(
     }
     let message_id: MessageId = path_id("message id", &message)?;
     let mentions = mentions(request.mentions.clone())?;
-    consistent(&state, &command, |min| async {
+    consistent(&state, &command, &channel, Mode::Optimistic, |min| async {
         let target = target(&state, &command, &channel, Named::Required(message_id), min).await?;
         target.access.require(Role::Member, "editing")?;
         require_open(&target)?;
@@ -745,7 +794,7 @@ pub async fn delete_message(
     command: Command,
 ) -> Reply {
     let message_id: MessageId = path_id("message id", &message)?;
-    consistent(&state, &command, |min| async {
+    consistent(&state, &command, &channel, Mode::Strict, |min| async {
         let target = target(&state, &command, &channel, Named::Required(message_id), min).await?;
         require_open(&target)?;
         if target.access.role.is_none() && !target.access.is_server {
@@ -794,7 +843,7 @@ pub async fn remove_reaction(
 async fn react(state: &AppState, command: &Command, channel: &str, message: &str, emoji: &str, add: bool) -> Reply {
     require_user(command, "reacting")?;
     let message_id: MessageId = path_id("message id", message)?;
-    consistent(state, command, |min| async move {
+    consistent(state, command, channel, Mode::Optimistic, |min| async move {
         let target = target(state, command, channel, Named::Required(message_id), min).await?;
         target.access.require(Role::Member, "reacting")?;
         require_open(&target)?;
@@ -824,7 +873,7 @@ pub async fn unpin_message(
 
 async fn pin(state: &AppState, command: &Command, channel: &str, message: &str, pin: bool) -> Reply {
     let message_id: MessageId = path_id("message id", message)?;
-    consistent(state, command, |min| async move {
+    consistent(state, command, channel, Mode::Strict, |min| async move {
         let target = target(state, command, channel, Named::Required(message_id), min).await?;
         target.access.require(Role::Member, "pinning")?;
         require_open(&target)?;
@@ -849,7 +898,7 @@ pub async fn mark_read(
     if request.up_to_offset.is_some_and(|offset| offset < 0) {
         return Err(ApiError::unprocessable("invalid_position", "up_to_offset must not be negative"));
     }
-    consistent(&state, &command, |min| async {
+    consistent(&state, &command, &channel, Mode::Optimistic, |min| async {
         let target = target(&state, &command, &channel, Named::Nothing, min).await?;
         target.access.require(Role::Member, "marking read")?;
         let up_to = match request.up_to_offset {

@@ -32,6 +32,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
     RateLimited { message: String, retry_after: Duration },
+    /// Our own bug (an event that fails its own schema): not worth retrying.
+    #[error("{0}")]
+    Internal(String),
     /// A dependency failed or is too slow; the client may retry (sends stay idempotent).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String, retry_after: Duration },
@@ -81,8 +84,6 @@ impl ApiError {
                 | "already_a_member"
                 | "message_deleted"
                 | "role_unchanged"
-                | "channel_archived"
-                | "dm_members_fixed"
                 | "invalid_parent"
         )
     }
@@ -98,6 +99,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -108,6 +110,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
             Self::BadRequest { code, .. }
             | Self::Unprocessable { code, .. }
             | Self::Forbidden { code, .. }

@@ -33,7 +33,7 @@ use sqlx::PgPool;
 pub use config::Config;
 
 use crate::apps::AppDirectory;
-use crate::eventlog::{EventLog, RecentSends};
+use crate::eventlog::{EventLog, RecentCreates, RecentSends};
 use crate::limits::RateLimiter;
 use crate::readmodel::ReadModel;
 
@@ -42,6 +42,8 @@ pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// Sends with a `client_msg_id` remembered per node for instant retries.
 const RECENT_SENDS: usize = 100_000;
+/// Channel creations remembered per node, so a repeated create within the projector's lag is recognised.
+const RECENT_CREATES: usize = 10_000;
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -52,6 +54,7 @@ pub struct AppState {
     pub log: EventLog,
     pub limits: RateLimiter,
     pub recent: Arc<RecentSends>,
+    pub creates: Arc<RecentCreates>,
     pub admin: admin::Admin,
 }
 
@@ -127,6 +130,7 @@ fn state(config: &Config, postgres: PgPool, encoder: Arc<EventEncoder>) -> anyho
         ),
         limits: RateLimiter::new(&config.limits),
         recent: RecentSends::new(RECENT_SENDS),
+        creates: RecentCreates::new(RECENT_CREATES),
         admin: admin::Admin::new(config.auth.admin_token.clone(), postgres),
     })
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chatsdk_client::token::{Claims, mint};
 use chatsdk_platform::service::Service;
 use chatsdk_schemas::ids::{AppId, UserId};
-use command_api::apps::{app_secret, create_app};
+use command_api::apps::{app_secret, apply_migrations, create_app};
 use command_api::{Application, Config};
 
 const USAGE: &str = "usage: command-api [--config PATH]        run the command API
@@ -44,6 +44,9 @@ async fn admin(arguments: &[String]) -> ExitCode {
             let Some(app_id) = arguments.get(1).and_then(|value| value.parse::<AppId>().ok()) else {
                 return fail(&format!("a valid APP_ID is needed\n{USAGE}"), 2);
             };
+            if let Err(error) = apply_migrations(&pool).await {
+                return fail(&error.to_string(), 1);
+            }
             match create_app(&pool, &app_id).await {
                 Ok(credentials) => {
                     println!("{}", serde_json::to_string_pretty(&credentials).unwrap_or_default());

@@ -748,3 +748,61 @@ async fn the_openapi_document_matches_the_routes_and_the_client_types() {
     assert_valid(&document, "AppCredentials", &serde_json::to_value(&credentials).unwrap());
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn roles_dms_and_public_channels_follow_the_rules() {
+    let harness = Harness::start().await;
+    let alice = harness.user("alice");
+    let channel: ChannelId = id("ranks");
+    alice.create_channel(&group("ranks", &["bob"])).await.unwrap();
+    let added = alice.add_member(&channel, &id("carol"), Some(Role::Admin)).await.unwrap();
+    let carol = harness.user("carol");
+    carol.observe(added.position);
+    // An admin grants up to moderator, never owner, and cannot touch the owner.
+    assert_eq!(code(carol.add_member(&channel, &id("dave"), Some(Role::Owner)).await).1, "insufficient_role");
+    assert_eq!(code(carol.change_role(&channel, &id("alice"), Role::Member).await).1, "insufficient_role");
+    assert_eq!(code(carol.change_role(&channel, &id("bob"), Role::Admin).await).1, "insufficient_role");
+    carol.change_role(&channel, &id("bob"), Role::Moderator).await.unwrap();
+    assert_eq!(code(carol.change_role(&channel, &id("carol"), Role::Member).await).1, "cannot_change_own_role");
+    // Admins purge; a second purge is refused.
+    let sent = alice.send_message(&channel, &SendMessage::text("to be purged")).await.unwrap();
+    carol.observe(sent.position);
+    carol.delete_message(&channel, &sent.message_id.unwrap(), true).await.unwrap();
+    assert_eq!(code(carol.delete_message(&channel, &sent.message_id.unwrap(), true).await).1, "message_deleted");
+    // The backend cannot react or mark read: those are a user's acts.
+    let other = alice.send_message(&channel, &SendMessage::text("react to me")).await.unwrap();
+    let server = harness.server();
+    server.observe(other.position);
+    assert_eq!(code(server.add_reaction(&channel, &other.message_id.unwrap(), "ok").await).1, "user_required");
+    // Leaving a channel one is not in.
+    let stranger = harness.user("stranger");
+    stranger.observe(other.position);
+    assert_eq!(code(stranger.leave_channel(&channel).await).1, "not_a_member");
+
+    // Public channels: anyone joins as a member, not as more.
+    let lobby: ChannelId = id("lobby");
+    let opened = alice
+        .create_channel(&CreateChannel { channel_id: Some(lobby.clone()), ..CreateChannel::new(ChannelType::Public) })
+        .await
+        .unwrap();
+    let eve = harness.user("eve");
+    eve.observe(opened.position);
+    assert_eq!(code(eve.add_member(&lobby, &id("eve"), Some(Role::Admin)).await).1, "insufficient_role");
+    eve.add_member(&lobby, &id("eve"), None).await.unwrap();
+    eve.send_message(&lobby, &SendMessage::text("hello lobby")).await.unwrap();
+    assert_eq!(code(eve.add_member(&channel, &id("eve"), None).await).1, "not_a_member", "a group is not public");
+
+    // DM ids cannot be squatted, and a DM's members stay.
+    let dm = alice
+        .create_channel(&CreateChannel {
+            members: vec![NewMember { user_id: id("bob"), role: None }],
+            ..CreateChannel::new(ChannelType::Dm)
+        })
+        .await
+        .unwrap();
+    let squat = CreateChannel { channel_id: Some(dm.channel_id.clone()), ..CreateChannel::new(ChannelType::Group) };
+    assert_eq!(code(harness.user("mallory").create_channel(&squat).await).1, "reserved_id");
+    assert_eq!(code(alice.leave_channel(&dm.channel_id).await).1, "dm_members_fixed");
+    assert_eq!(code(server.remove_member(&dm.channel_id, &id("bob")).await).1, "dm_members_fixed");
+    harness.stop().await;
+}

@@ -52,6 +52,7 @@ impl Harness {
         let projector = RunningService::start::<projector::Application>(projector).await;
 
         let app_id = format!("app{}", &Uuid::new_v4().simple().to_string()[..12]).parse().unwrap();
+        chatsdk_platform::postgres::MIGRATOR.run(&database.pool).await.unwrap();
         let app = create_app(&database.pool, &app_id).await.unwrap();
 
         let mut config = api_config(&topic, &group, &database);
