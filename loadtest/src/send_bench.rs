@@ -42,6 +42,7 @@ struct Report {
     command_api_cpu_percent_at_rate: f64,
     command_api_peak_rss_mib: f64,
     command_api_idle_rss_mib: f64,
+    projector_catch_up_after_closed_loop_seconds: f64,
 }
 
 /// The message text of every send: `text_bytes` of ordinary words.
@@ -162,13 +163,18 @@ async fn bench(
     let warm_up = closed_loop("warm-up", options.workers, Duration::from_secs(3), send.clone()).await;
     anyhow::ensure!(warm_up.ok > 0, "no send succeeded during warm-up: {:?}", warm_up.errors);
     let idle_rss = usage(api_pid).rss_mib;
+    // Each phase starts with the projector caught up, so no phase pays for the previous one's backlog.
+    let caught_up = || wait_caught_up(stack, database_url, &group, topic, options.partitions);
+    caught_up().await?;
 
     let before = usage(api_pid);
     runs.push(fixed_rate("command-api send", options.rate, duration, 10_000, send.clone()).await);
     let after = usage(api_pid);
     let cpu_percent = (after.cpu_seconds - before.cpu_seconds) / runs[0].seconds * 100.0;
+    caught_up().await?;
     runs.push(closed_loop("command-api send", options.workers, duration, send.clone()).await);
     let peak: Usage = usage(api_pid);
+    let catch_up = caught_up().await?;
 
     // Bound 1: raw produce of the same bytes, same producer settings, each task awaiting its delivery.
     let encoder = EventEncoder::new(
@@ -211,6 +217,8 @@ async fn bench(
             }
         }
     };
+    // Warm-up, not reported: the producer's first sends to a topic wait for its metadata.
+    closed_loop("warm-up", options.workers, Duration::from_secs(2), produce.clone()).await;
     runs.push(fixed_rate("raw rdkafka produce", options.rate, duration, 10_000, produce.clone()).await);
     runs.push(closed_loop("raw rdkafka produce", options.workers, duration, produce).await);
 
@@ -241,7 +249,9 @@ async fn bench(
             }
         }
     };
+    closed_loop("warm-up", options.workers, Duration::from_secs(2), post.clone()).await;
     runs.push(fixed_rate("bare axum 202", options.rate, duration, 10_000, post.clone()).await);
+    caught_up().await?;
     runs.push(closed_loop("bare axum 202", options.workers, duration, post).await);
     bare.stop().await;
     api.stop().await;
@@ -254,16 +264,19 @@ async fn bench(
         command_api_cpu_percent_at_rate: cpu_percent,
         command_api_peak_rss_mib: peak.peak_rss_mib,
         command_api_idle_rss_mib: idle_rss,
+        projector_catch_up_after_closed_loop_seconds: catch_up.as_secs_f64(),
     };
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     let lower_bound = report.runs[3].per_second.min(report.runs[5].per_second);
     Ok(format!(
-        "{}\ncommand-api at {:.0}/s: {:.0}% CPU, RSS {:.0} MiB after warm-up, peak {:.0} MiB. \
+        "{}\nProjector caught up {:.1} s after the closed-loop phase ended.\n\
+         command-api at {:.0}/s: {:.0}% CPU, RSS {:.0} MiB after warm-up, peak {:.0} MiB. \
          Closed-loop sends reach {:.0}% of the lower bound (min of raw produce and bare axum at {} workers).\n\
          Machine: {}\n",
         markdown(&report.runs),
+        report.projector_catch_up_after_closed_loop_seconds,
         options.rate,
         report.command_api_cpu_percent_at_rate,
         report.command_api_idle_rss_mib,
@@ -272,6 +285,39 @@ async fn bench(
         options.workers,
         report.machine,
     ))
+}
+
+/// Waits until the projector has applied everything in the topic; returns how long that took.
+async fn wait_caught_up(
+    stack: &Stack,
+    database_url: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Duration> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let started = std::time::Instant::now();
+    let consumer: BaseConsumer = stack.kafka.consumer_config("loadtest", None).create()?;
+    let mut end = 0;
+    for partition in 0..partitions {
+        end += consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?.1;
+    }
+    let pool = sqlx::PgPool::connect(database_url).await?;
+    loop {
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(next_offset), 0)::bigint FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
+        )
+        .bind(group)
+        .bind(topic)
+        .fetch_one(&pool)
+        .await?;
+        if applied >= end {
+            pool.close().await;
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "the projector did not catch up in 5 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn machine() -> String {
