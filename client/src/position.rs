@@ -58,6 +58,12 @@ impl SessionPosition {
         }
     }
 
+    /// Only what it requires of `partition` (a channel's state depends on its partition alone).
+    pub fn only(&self, partition: i32) -> SessionPosition {
+        let offsets = self.offsets.get(&partition).map(|offset| (partition, *offset)).into_iter().collect();
+        SessionPosition { offsets }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
     }
@@ -128,6 +134,15 @@ mod tests {
         );
         let single: SessionPosition = Position { partition: 5, offset: 9 }.token().parse().unwrap_or_default();
         assert_eq!(single.positions().collect::<Vec<_>>(), vec![Position { partition: 5, offset: 9 }]);
+    }
+
+    #[test]
+    fn a_session_narrows_to_one_partition() {
+        let mut session = SessionPosition::default();
+        session.observe(Position { partition: 1, offset: 5 });
+        session.observe(Position { partition: 2, offset: 9 });
+        assert_eq!(session.only(2).positions().collect::<Vec<_>>(), vec![Position { partition: 2, offset: 9 }]);
+        assert!(session.only(7).is_empty());
     }
 
     #[test]

@@ -116,12 +116,26 @@ impl Named {
 }
 
 async fn wait_for_position(state: &AppState, command: &Command) -> Result<Option<SessionPosition>, ApiError> {
+    wait_for_partition(state, command, None).await
+}
+
+/// Waits for the command's `min_position`; only for `partition` when given (a channel's state depends on its
+/// partition alone, so a lagging unrelated partition in the caller's session does not delay it).
+async fn wait_for_partition(
+    state: &AppState,
+    command: &Command,
+    partition: Option<i32>,
+) -> Result<Option<SessionPosition>, ApiError> {
     let Some(position) = &command.min_position else { return Ok(None) };
-    let reached = state.read.wait_for(position).await?;
+    let position = match partition {
+        Some(partition) => position.only(partition),
+        None => position.clone(),
+    };
+    let reached = state.read.wait_for(&position).await?;
     let outcome = if reached { "reached" } else { "timeout" };
     metrics::counter!(names::COMMAND_POSITION_WAITS_TOTAL, "outcome" => outcome).increment(1);
     if reached {
-        Ok(Some(position.clone()))
+        Ok(Some(position))
     } else {
         Err(ApiError::unavailable(
             "projection_behind",
@@ -174,13 +188,15 @@ where
     let channel_id: ChannelId = path_id("channel id", channel)?;
     let actor = &command.actor;
     state.limits.check(&actor.app_id, &channel_id, (!actor.is_server).then_some(&actor.user_id))?;
+    // A channel this node has seen needs only its own partition waited for.
+    let partition = || state.read.known_partition(&actor.app_id, &channel_id);
     if mode == Mode::Strict {
-        let min = wait_for_position(state, command).await?;
+        let min = wait_for_partition(state, command, partition()).await?;
         return attempt(min).await;
     }
     match attempt(None).await {
         Err(error) if command.min_position.is_some() && error.may_reflect_lag() => {
-            let min = wait_for_position(state, command).await?;
+            let min = wait_for_partition(state, command, partition()).await?;
             attempt(min).await
         }
         other => other,

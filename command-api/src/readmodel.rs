@@ -229,6 +229,12 @@ impl ReadModel {
         Ok(Access { channel: state, role, message })
     }
 
+    /// The partition of a channel this node has seen, if any (without a query).
+    pub fn known_partition(&self, app: &AppId, channel: &ChannelId) -> Option<i32> {
+        let snapshot = self.channels.get(&(app.clone(), channel.clone()))?;
+        snapshot.value.map(|state| state.partition)
+    }
+
     /// Another user's role in a channel whose state the caller loaded (for member commands).
     pub async fn role(
         &self,
