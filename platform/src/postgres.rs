@@ -74,3 +74,33 @@ impl PostgresConfig {
         })
     }
 }
+
+/// Replaces the database name (the path) of a `postgres://` URL, keeping its query.
+pub fn url_with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+    let authority_end = without_query.find("://").map_or(0, |index| index + 3);
+    let base = match without_query[authority_end..].find('/') {
+        Some(slash) => &without_query[..authority_end + slash],
+        None => without_query,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_with_database;
+
+    #[test]
+    fn database_name_is_replaced_and_query_kept() {
+        assert_eq!(url_with_database("postgres://u:p@h:1/chatsdk", "t1"), "postgres://u:p@h:1/t1");
+        assert_eq!(
+            url_with_database("postgres://u:p@h:1/chatsdk?sslmode=disable", "t1"),
+            "postgres://u:p@h:1/t1?sslmode=disable"
+        );
+        assert_eq!(url_with_database("postgres://h:1", "t1"), "postgres://h:1/t1");
+        assert_eq!(url_with_database("postgres://h", "t1"), "postgres://h/t1");
+    }
+}

@@ -97,7 +97,7 @@ impl TestDatabase {
         });
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await.unwrap();
-        let url = with_database(stack.postgres.url.expose(), &name);
+        let url = chatsdk_platform::postgres::url_with_database(stack.postgres.url.expose(), &name);
         let mut config = stack.postgres.clone();
         config.url = config::Secret::new(url.clone());
         let pool = config.pool().unwrap();
@@ -117,20 +117,6 @@ impl TestDatabase {
 
 fn describe(options: &PgConnectOptions) -> String {
     format!("{}:{}", options.get_host(), options.get_port())
-}
-
-/// Replaces the database name (the path) of a `postgres://` URL.
-fn with_database(url: &str, database: &str) -> String {
-    let (without_query, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
-    let authority_end = without_query.find("://").map_or(0, |index| index + 3);
-    let base = match without_query[authority_end..].find('/') {
-        Some(slash) => &without_query[..authority_end + slash],
-        None => without_query,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
 }
 
 /// Creates a topic with a random name, so tests never share data, and waits until it is usable.
@@ -154,19 +140,4 @@ pub async fn create_topic(stack: &Stack, prefix: &str, partitions: i32) -> Strin
 pub fn unused_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn database_name_is_replaced_and_query_kept() {
-        assert_eq!(with_database("postgres://u:p@h:1/chatsdk", "t1"), "postgres://u:p@h:1/t1");
-        assert_eq!(
-            with_database("postgres://u:p@h:1/chatsdk?sslmode=disable", "t1"),
-            "postgres://u:p@h:1/t1?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h:1", "t1"), "postgres://h:1/t1");
-    }
 }
