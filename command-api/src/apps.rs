@@ -1,14 +1,14 @@
 //! Tenants: creating an app (admin only) and finding an app by its public key, cached.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chatsdk_client::api::AppCredentials;
 use chatsdk_platform::postgres::MIGRATOR;
 use chatsdk_schemas::ids::AppId;
 use sqlx::PgPool;
 
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 
 /// An app as the request path needs it.
@@ -70,15 +70,12 @@ pub async fn app_secret(pool: &PgPool, app_id: &AppId) -> Result<Option<String>,
     Ok(row)
 }
 
-/// Public key → (when it was looked up, the app if the key exists).
-type KeyCache = HashMap<String, (Instant, Option<App>)>;
-
 /// Apps by public key, cached for `ttl` (a deleted or rotated key stops working within it).
 #[derive(Debug, Clone)]
 pub struct AppDirectory {
     pool: PgPool,
-    ttl: Duration,
-    cache: Arc<Mutex<KeyCache>>,
+    /// Public key → the app, if the key exists.
+    cache: Arc<TtlCache<String, Option<App>>>,
 }
 
 /// Unknown keys are cached too (so a flood of bad keys costs one query per key and TTL), up to this many.
@@ -86,14 +83,12 @@ const MAX_CACHED_KEYS: usize = 10_000;
 
 impl AppDirectory {
     pub fn new(pool: PgPool, ttl: Duration) -> Self {
-        Self { pool, ttl, cache: Arc::default() }
+        Self { pool, cache: Arc::new(TtlCache::new(ttl, MAX_CACHED_KEYS)) }
     }
 
     pub async fn by_key(&self, api_key: &str) -> Result<Option<App>, ApiError> {
-        if let Some((loaded, app)) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(api_key)
-            && loaded.elapsed() < self.ttl
-        {
-            return Ok(app.clone());
+        if let Some(app) = self.cache.get(api_key) {
+            return Ok(app);
         }
         let row = sqlx::query!("SELECT app_id, api_secret FROM apps WHERE api_key = $1", api_key)
             .fetch_optional(&self.pool)
@@ -103,14 +98,7 @@ impl AppDirectory {
             let app_id = AppId::try_from(row.app_id).ok()?;
             Some(App { app_id, api_secret: row.api_secret })
         });
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED_KEYS {
-            cache.retain(|_, (loaded, _)| loaded.elapsed() < self.ttl);
-            if cache.len() >= MAX_CACHED_KEYS {
-                cache.clear();
-            }
-        }
-        cache.insert(api_key.to_owned(), (Instant::now(), app.clone()));
+        self.cache.put(api_key.to_owned(), app.clone());
         Ok(app)
     }
 }

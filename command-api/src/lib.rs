@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod apps;
 pub mod auth;
+pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod derive;

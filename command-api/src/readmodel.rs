@@ -3,10 +3,9 @@
 //! command carrying `min_position` first waits for the projector, then reads fresh.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chatsdk_client::SessionPosition;
 use chatsdk_schemas::events::{ChannelType, Role};
@@ -14,6 +13,7 @@ use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,37 +34,6 @@ pub struct MessageState {
     pub purged: bool,
     pub partition: i32,
     pub offset: i64,
-}
-
-/// A small TTL cache; when full, expired entries go first, then everything.
-#[derive(Debug)]
-struct TtlCache<K, V> {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { ttl, capacity: capacity.max(1), entries: Mutex::new(HashMap::new()) }
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).filter(|(loaded, _)| loaded.elapsed() < self.ttl).map(|(_, value)| value.clone())
-    }
-
-    fn put(&self, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity {
-            let ttl = self.ttl;
-            entries.retain(|_, (loaded, _)| loaded.elapsed() < ttl);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
 }
 
 #[derive(Debug)]
@@ -418,20 +387,5 @@ mod tests {
         assert_eq!(snapshot.usable(3, Some(&at(4, 5_000))), Some(Role::Admin), "other partitions do not matter");
         let negative: Snapshot<Role> = Snapshot { applied: 100, value: None };
         assert_eq!(negative.usable(3, None), None, "a negative answer is always re-read");
-    }
-
-    #[test]
-    fn cache_entries_expire_and_a_full_cache_makes_room() {
-        let cache = TtlCache::new(Duration::from_secs(60), 2);
-        cache.put(1, "one");
-        cache.put(2, "two");
-        assert_eq!(cache.get(&1), Some("one"));
-        cache.put(3, "three");
-        assert_eq!(cache.get(&3), Some("three"));
-        assert!(cache.entries.lock().unwrap_or_else(PoisonError::into_inner).len() <= 2);
-
-        let expired = TtlCache::new(Duration::ZERO, 10);
-        expired.put(1, "one");
-        assert_eq!(expired.get(&1), None);
     }
 }
