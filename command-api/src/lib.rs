@@ -4,12 +4,9 @@
 
 pub mod admin;
 pub mod apps;
-pub mod auth;
-pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod derive;
-pub mod error;
 pub mod eventlog;
 pub mod limits;
 pub mod readmodel;
@@ -31,12 +28,14 @@ use chatsdk_platform::service::{HttpService, Service};
 use chatsdk_schemas::codec::{EventEncoder, RegistrySettings};
 use sqlx::PgPool;
 
+pub use chatsdk_platform::api::{auth, cache, error};
 pub use config::Config;
 
-use crate::apps::AppDirectory;
 use crate::eventlog::{EventLog, RecentCreates, RecentSends};
 use crate::limits::RateLimiter;
 use crate::readmodel::ReadModel;
+use chatsdk_platform::api::apps::AppDirectory;
+use chatsdk_platform::api::auth::Authenticates;
 
 /// The OpenAPI document of the HTTP API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -57,6 +56,16 @@ pub struct AppState {
     pub recent: Arc<RecentSends>,
     pub creates: Arc<RecentCreates>,
     pub admin: admin::Admin,
+}
+
+impl Authenticates for AppState {
+    fn apps(&self) -> &AppDirectory {
+        &self.apps
+    }
+
+    fn clock_skew_secs(&self) -> i64 {
+        self.clock_skew_secs
+    }
 }
 
 /// The command API, built (listener bound, clients created) and ready to serve.

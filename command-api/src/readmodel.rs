@@ -2,19 +2,17 @@
 //! the projector has come. Reads only; channel and membership state is cached for a short TTL, and a
 //! command carrying `min_position` first waits for the projector, then reads fresh.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chatsdk_client::SessionPosition;
 use chatsdk_schemas::events::{ChannelType, Role};
 use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
 use sqlx::PgPool;
-use tokio::sync::watch;
 
-use crate::cache::TtlCache;
-use crate::error::ApiError;
+use chatsdk_platform::api::cache::TtlCache;
+use chatsdk_platform::api::error::ApiError;
+use chatsdk_platform::api::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelState {
@@ -90,15 +88,7 @@ impl ReadModel {
         capacity: usize,
         max_wait: Duration,
     ) -> Self {
-        let progress = Arc::new(Progress {
-            pool: pool.clone(),
-            consumer,
-            topic,
-            applied: Mutex::new(HashMap::new()),
-            polls: watch::channel(0).0,
-            polling: AtomicBool::new(false),
-            failing: AtomicBool::new(false),
-        });
+        let progress = Progress::new(pool.clone(), consumer, topic);
         Self { pool, max_wait, progress, channels: TtlCache::new(ttl, capacity), members: TtlCache::new(ttl, capacity) }
     }
 
@@ -255,111 +245,9 @@ impl ReadModel {
         }))
     }
 
-    /// Waits until the projector has applied every position in `target`. `Ok(false)` when the bound passed
-    /// first. Waiters never query: one poller per process reads the checkpoints while anybody waits, so a
-    /// lagging projector costs one query per poll interval, not one per waiting request.
+    /// Waits until the projector has applied every position in `target` (`Ok(false)` when the bound passed).
     pub async fn wait_for(&self, target: &SessionPosition) -> Result<bool, ApiError> {
-        let reached = |applied: &HashMap<i32, i64>| {
-            target.positions().all(|position| {
-                applied.get(&position.partition).is_some_and(|next_offset| *next_offset > position.offset)
-            })
-        };
-        if reached(&self.progress.applied()) {
-            return Ok(true);
-        }
-        let deadline = tokio::time::Instant::now() + self.max_wait;
-        let mut polls = self.progress.polls.subscribe();
-        Progress::ensure_polling(&self.progress);
-        loop {
-            tokio::select! {
-                changed = polls.changed() => {
-                    if changed.is_err() {
-                        return Ok(false);
-                    }
-                }
-                // A poller that saw no waiter may have stopped just as this one subscribed: make sure one runs.
-                () = tokio::time::sleep(Duration::from_millis(50)) => Progress::ensure_polling(&self.progress),
-                () = tokio::time::sleep_until(deadline) => return Ok(false),
-            }
-            if self.progress.failing.load(Ordering::Acquire) {
-                return Err(ApiError::unavailable(
-                    "database_unavailable",
-                    "the read model is unavailable; retry shortly",
-                ));
-            }
-            if reached(&self.progress.applied()) {
-                return Ok(true);
-            }
-        }
-    }
-}
-
-/// How far the projector has come, per partition (its next offset: every offset below is applied). Only
-/// grows. A cache entry remembers its partition's value when it was read, so it can tell whether it
-/// already reflects a position.
-#[derive(Debug)]
-struct Progress {
-    pool: PgPool,
-    consumer: String,
-    topic: String,
-    applied: Mutex<HashMap<i32, i64>>,
-    /// Bumped after every poll; waiters hold receivers, so the poller stops when nobody waits.
-    polls: watch::Sender<u64>,
-    polling: AtomicBool,
-    /// The last poll failed.
-    failing: AtomicBool,
-}
-
-const POLL_INTERVAL: Duration = Duration::from_millis(5);
-
-impl Progress {
-    fn applied(&self) -> HashMap<i32, i64> {
-        self.applied.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn ensure_polling(progress: &Arc<Self>) {
-        if !progress.polling.swap(true, Ordering::AcqRel) {
-            tokio::spawn(Self::poll(Arc::clone(progress)));
-        }
-    }
-
-    async fn poll(progress: Arc<Self>) {
-        loop {
-            if progress.polls.receiver_count() == 0 {
-                progress.polling.store(false, Ordering::Release);
-                // A waiter that subscribed just now saw `polling` still set: keep going for it unless it
-                // started a poller of its own.
-                let waiter_arrived = progress.polls.receiver_count() > 0;
-                if !waiter_arrived
-                    || progress.polling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err()
-                {
-                    return;
-                }
-            }
-            let rows = sqlx::query!(
-                "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
-                progress.consumer,
-                progress.topic,
-            )
-            .fetch_all(&progress.pool)
-            .await;
-            match rows {
-                Ok(rows) => {
-                    let mut applied = progress.applied.lock().unwrap_or_else(PoisonError::into_inner);
-                    for row in rows {
-                        let known = applied.entry(row.partition).or_insert(row.next_offset);
-                        *known = (*known).max(row.next_offset);
-                    }
-                    progress.failing.store(false, Ordering::Release);
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error, "reading projector checkpoints failed");
-                    progress.failing.store(true, Ordering::Release);
-                }
-            }
-            progress.polls.send_modify(|polls| *polls = polls.wrapping_add(1));
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        self.progress.wait_for(target, self.max_wait).await
     }
 }
 

@@ -1,10 +1,10 @@
-//! Every way a command can fail, each with its status and machine-readable code (docs/api.md lists them).
+//! Every way a request can fail, each with its status and machine-readable code (docs/api.md lists them).
 
 use std::time::Duration;
 
+use crate::ops::error_response;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chatsdk_platform::ops::error_response;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -11,9 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use chatsdk_client::token::{self, TokenError};
 use chatsdk_schemas::ids::{AppId, UserId};
 
-use crate::AppState;
-use crate::apps::AppDirectory;
-use crate::error::ApiError;
+use crate::api::apps::AppDirectory;
+use crate::api::error::ApiError;
 
 /// The id events carry as `actor_id` when the app's backend acts. Reserved: no user token may claim it
 /// and no user can be added under it.
@@ -43,11 +42,18 @@ impl Actor {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for Actor {
+/// A service state that can authenticate callers.
+pub trait Authenticates {
+    fn apps(&self) -> &AppDirectory;
+    /// Allowed clock difference for a token's `exp` and `nbf`.
+    fn clock_skew_secs(&self) -> i64;
+}
+
+impl<S: Authenticates + Send + Sync> FromRequestParts<Arc<S>> for Actor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        authenticate(&state.apps, &parts.headers, state.clock_skew_secs).await
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, ApiError> {
+        authenticate(state.apps(), &parts.headers, state.clock_skew_secs()).await
     }
 }
 
@@ -89,13 +95,13 @@ pub async fn authenticate(apps: &AppDirectory, headers: &HeaderMap, skew_secs: i
 }
 
 /// The credentials after an authentication scheme, which is case-insensitive (RFC 7235).
-pub(crate) fn strip_scheme<'a>(authorization: &'a str, scheme: &str) -> Option<&'a str> {
+pub fn strip_scheme<'a>(authorization: &'a str, scheme: &str) -> Option<&'a str> {
     let (given, credentials) = authorization.split_once(' ')?;
     given.eq_ignore_ascii_case(scheme).then_some(credentials)
 }
 
 /// Compares secrets without an early exit, so timing does not reveal how much of a guess was right.
-pub(crate) fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
     let length_differs = u8::from(expected.len() != given.len());
     let difference =
         expected.iter().zip(given.iter().chain(std::iter::repeat(&0))).fold(0u8, |acc, (a, b)| acc | (a ^ b));
