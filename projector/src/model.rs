@@ -195,6 +195,11 @@ pub struct ReadModel {
     pub ordinals_at: HashMap<OrdinalKey, i64>,
     /// Top-level messages sent earlier in this batch, per channel: (offset, ordinal), ascending.
     sent_in_batch: HashMap<ChannelKey, Vec<(i64, i64)>>,
+    /// Membership spans begun or ended in this batch: (member, from offset) → the offset that ended it.
+    pub spans: BTreeMap<(MemberKey, i64), Option<i64>>,
+    /// Offsets of events that changed nothing because they repeat an earlier one (a retried send): they
+    /// stay out of the change feed, so a client never sees one message arrive twice.
+    pub repeats: BTreeSet<i64>,
 }
 
 /// The keys a batch reads, so `store` can load them all with one query per table.
@@ -326,6 +331,7 @@ impl ReadModel {
             Event::MemberRemoved(removed) => {
                 let key = member_key(&channel_key, &removed.user_id);
                 if let Some(member) = self.members.get(&key).filter(|member| member.is_active()).cloned() {
+                    self.spans.insert((key.clone(), member.joined_offset), Some(positioned.offset));
                     self.members.insert(key, MemberRow { left_at: Some(envelope.occurred_at), ..member });
                 }
                 self.touch_channel(&channel_key, positioned, |_| {});
@@ -455,7 +461,9 @@ impl ReadModel {
             },
         );
         for initial in &created.members {
-            self.members.insert(member_key(&channel_key, &initial.user_id), new_member(positioned, initial.role, 0));
+            let key = member_key(&channel_key, &initial.user_id);
+            self.spans.insert((key.clone(), positioned.offset), None);
+            self.members.insert(key, new_member(positioned, initial.role, 0));
         }
         if let Some(pair) = dm_pair {
             self.dm_pairs.insert(pair, channel_key.1);
@@ -469,6 +477,7 @@ impl ReadModel {
         if !already_member {
             // History before joining counts as read.
             let message_count = self.channels.get(channel_key).map_or(0, |channel| channel.message_count);
+            self.spans.insert((key.clone(), positioned.offset), None);
             self.members.insert(key, new_member(positioned, role, message_count));
         }
         self.touch_channel(channel_key, positioned, |_| {});
@@ -484,6 +493,7 @@ impl ReadModel {
         let key = (channel_key.0.clone(), sent.message_id);
         if self.messages.get(&key).is_some() {
             // A retried send: the first message.sent with this id wins.
+            self.repeats.insert(positioned.offset);
             self.touch_channel(channel_key, positioned, |_| {});
             return Ok(());
         }

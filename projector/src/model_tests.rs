@@ -305,6 +305,23 @@ fn members_leave_rejoin_and_change_roles() {
     model.apply(&at(7, "alice", promote)).unwrap();
     let bob = model.members.get(&member("bob")).unwrap();
     assert_eq!((bob.role, bob.joined_offset, bob.left_at), (Role::Admin, 6, None));
+    let spans: Vec<_> = model.spans.iter().map(|((key, from), to)| (key.2.as_str(), *from, *to)).collect();
+    assert_eq!(
+        spans,
+        vec![("alice", 0, None), ("bob", 2, Some(4)), ("bob", 6, None)],
+        "each stretch of membership is a span; leaving ends it at the leave event"
+    );
+}
+
+#[test]
+fn a_retried_send_is_a_repeat_and_nothing_else_is() {
+    let mut model = given(vec![
+        at(0, "alice", created(ChannelType::Group, &[("alice", Role::Owner)])),
+        at(1, "alice", sent(1, None)),
+    ]);
+    model.apply(&at(2, "alice", sent(1, None))).unwrap();
+    model.apply(&at(3, "alice", sent(2, None))).unwrap();
+    assert_eq!(model.repeats.iter().copied().collect::<Vec<_>>(), vec![2]);
 }
 
 #[test]

@@ -109,13 +109,19 @@ pub async fn begin_batch(
     }
     let mut model = load(&mut transaction, &Needs::of(events)).await?;
     let mut outcome = BatchOutcome::default();
+    let mut applied = Vec::with_capacity(events.len());
     for event in events {
         match model.apply(event) {
-            Ok(()) => outcome.applied += 1,
+            Ok(()) => {
+                outcome.applied += 1;
+                applied.push(event);
+            }
             Err(violation) => outcome.violations.push((event.offset, violation)),
         }
     }
+    applied.retain(|event| !model.repeats.contains(&event.offset));
     write(&mut transaction, &model).await?;
+    write_change_feed(&mut transaction, &applied).await?;
     outcome.changes = model.change_counts();
     Ok(PreparedBatch { transaction, outcome })
 }
@@ -412,7 +418,8 @@ pub async fn write(connection: &mut PgConnection, model: &ReadModel) -> anyhow::
     write_messages(connection, model).await?;
     write_reactions(connection, model).await?;
     write_pins(connection, model).await?;
-    write_dm_pairs(connection, model).await
+    write_dm_pairs(connection, model).await?;
+    write_spans(connection, model).await
 }
 
 async fn write_channels(connection: &mut PgConnection, model: &ReadModel) -> anyhow::Result<()> {
@@ -821,9 +828,74 @@ async fn write_dm_pairs(connection: &mut PgConnection, model: &ReadModel) -> any
     Ok(())
 }
 
+async fn write_spans(connection: &mut PgConnection, model: &ReadModel) -> anyhow::Result<()> {
+    if model.spans.is_empty() {
+        return Ok(());
+    }
+    let mut spans: (Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<Option<i64>>) = Default::default();
+    for (((app, channel, user), from), to) in &model.spans {
+        spans.0.push(app.to_string());
+        spans.1.push(channel.to_string());
+        spans.2.push(user.to_string());
+        spans.3.push(*from);
+        spans.4.push(*to);
+    }
+    sqlx::query!(
+        "INSERT INTO member_spans (app_id, channel_id, user_id, from_offset, to_offset) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+         ON CONFLICT (app_id, user_id, channel_id, from_offset) DO UPDATE SET to_offset = EXCLUDED.to_offset",
+        &spans.0,
+        &spans.1,
+        &spans.2,
+        &spans.3,
+        &spans.4 as &[Option<i64>],
+    )
+    .execute(&mut *connection)
+    .await
+    .context("writing membership spans")?;
+    Ok(())
+}
+
+/// Appends the events that took effect to the change feed `GET /v1/sync` reads.
+async fn write_change_feed(connection: &mut PgConnection, events: &[&PositionedEvent]) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows: (Vec<String>, Vec<String>, Vec<i32>, Vec<i64>, Vec<serde_json::Value>) = Default::default();
+    for event in events {
+        rows.0.push(event.envelope.app_id.to_string());
+        rows.1.push(event.envelope.channel_id.to_string());
+        rows.2.push(event.partition);
+        rows.3.push(event.offset);
+        rows.4.push(event.envelope.to_value());
+    }
+    sqlx::query!(
+        "INSERT INTO channel_events (app_id, channel_id, kafka_partition, kafka_offset, event) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::jsonb[])",
+        &rows.0,
+        &rows.1,
+        &rows.2,
+        &rows.3,
+        &rows.4,
+    )
+    .execute(&mut *connection)
+    .await
+    .context("writing the change feed")?;
+    Ok(())
+}
+
 /// The read-model tables, in checksum order.
-pub const READ_MODEL_TABLES: &[&str] =
-    &["channels", "members", "messages", "reactions", "reaction_counts", "pins", "dm_pairs"];
+pub const READ_MODEL_TABLES: &[&str] = &[
+    "channels",
+    "members",
+    "messages",
+    "reactions",
+    "reaction_counts",
+    "pins",
+    "dm_pairs",
+    "member_spans",
+    "channel_events",
+];
 
 /// A deterministic digest of every read-model row (not the checkpoints): two databases projected from the
 /// same events have the same checksum.
