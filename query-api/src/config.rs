@@ -7,9 +7,91 @@ use chatsdk_platform::kafka::KafkaConfig;
 use chatsdk_platform::postgres::PostgresConfig;
 use chatsdk_platform::registry::RegistryConfig;
 use chatsdk_platform::s3::S3Config;
+use chatsdk_schemas::topics;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PORT: u16 = 18190;
+
+/// The topics a node tails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    pub topic: String,
+    /// Typing and presence: produced by query-api nodes, delivered by all of them, never stored.
+    pub ephemeral_topic: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { topic: topics::CHANNEL_EVENTS.to_owned(), ephemeral_topic: topics::EPHEMERAL.to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Tolerated clock difference when checking a token's `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+    /// How long an app's key and secret are cached after a lookup.
+    pub app_cache_ttl_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { clock_skew_secs: 30, app_cache_ttl_ms: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadsConfig {
+    /// Longest wait for the projector to reach a read's `min_position` before a 503.
+    pub min_position_wait_ms: u64,
+    /// The projector consumer whose checkpoints reads and sync follow.
+    pub projector_consumer: String,
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        Self { min_position_wait_ms: 2_000, projector_consumer: "chatsdk-projector-pg".to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Events kept per partition for clients resuming on this node; an older token gets `resync`.
+    pub buffer_per_partition: usize,
+    /// Frames queued per connection; a client that falls further behind gets `resync` and is closed.
+    pub queue_capacity: usize,
+    /// WebSocket ping interval; a connection that answers nothing (no pong, no frame) for
+    /// `idle_timeout_ms` is closed.
+    pub ping_interval_ms: u64,
+    pub idle_timeout_ms: u64,
+    /// Longest time one frame may take to write before the connection is dropped.
+    pub write_timeout_ms: u64,
+    /// Without events for this long, a connection gets a `heartbeat` frame with a fresh resume token.
+    pub heartbeat_interval_ms: u64,
+    /// Sockets one node accepts; beyond, `/v1/ws` answers 503.
+    pub max_connections: usize,
+    /// How long a `typing.start` lasts at receivers without a renewal (sent along with the event).
+    pub typing_ttl_ms: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            buffer_per_partition: 10_000,
+            queue_capacity: 512,
+            ping_interval_ms: 20_000,
+            idle_timeout_ms: 60_000,
+            write_timeout_ms: 10_000,
+            heartbeat_interval_ms: 15_000,
+            max_connections: 50_000,
+            typing_ttl_ms: 6_000,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -20,6 +102,10 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub registry: RegistryConfig,
     pub s3: S3Config,
+    pub events: EventsConfig,
+    pub auth: AuthConfig,
+    pub reads: ReadsConfig,
+    pub realtime: RealtimeConfig,
 }
 
 impl Default for Config {
@@ -31,6 +117,10 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             registry: RegistryConfig::default(),
             s3: S3Config::default(),
+            events: EventsConfig::default(),
+            auth: AuthConfig::default(),
+            reads: ReadsConfig::default(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }
@@ -51,6 +141,16 @@ impl Config {
                 "postgres.acquire_timeout_ms ({}) must be below http.request_timeout_ms ({})",
                 self.postgres.acquire_timeout_ms, self.http.request_timeout_ms
             )
+        })?;
+        ensure(self.reads.min_position_wait_ms < self.http.request_timeout_ms, || {
+            "reads.min_position_wait_ms must be below http.request_timeout_ms".to_owned()
+        })?;
+        let realtime = &self.realtime;
+        ensure(realtime.buffer_per_partition > 0 && realtime.queue_capacity > 0, || {
+            "realtime.buffer_per_partition and realtime.queue_capacity must be positive".to_owned()
+        })?;
+        ensure(realtime.ping_interval_ms > 0 && realtime.ping_interval_ms < realtime.idle_timeout_ms, || {
+            "realtime.ping_interval_ms must be positive and below realtime.idle_timeout_ms".to_owned()
         })
     }
 }

@@ -1,23 +1,81 @@
-//! ChatSDK query API: reads, history, unread counts, search, incremental sync and realtime WebSocket
-//! delivery, on stateless nodes (DESIGN.md).
+//! ChatSDK query API: reads, history, unread counts, incremental sync and realtime WebSocket delivery, on
+//! stateless nodes (DESIGN.md). Any node serves any client: reads come from the projector's read models,
+//! realtime from each node's own tail of the whole log.
 
 pub mod config;
+pub mod hub;
+pub mod reads;
+pub mod realtime;
+pub mod request;
+pub mod sync;
+pub mod tail;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::routing::get;
+use chatsdk_platform::api::apps::AppDirectory;
+use chatsdk_platform::api::auth::Authenticates;
+use chatsdk_platform::api::progress::Progress;
 use chatsdk_platform::config::{ConfigError, LogConfig};
 use chatsdk_platform::ops::Readiness;
 use chatsdk_platform::service::{HttpService, Service};
+use chatsdk_schemas::{EventDecoder, RegistrySettings};
+use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
 
 pub use config::Config;
+
+use crate::config::RealtimeConfig;
+use crate::hub::Hub;
+
+/// Shared by every request.
+#[derive(Debug)]
+pub struct AppState {
+    pub apps: AppDirectory,
+    pub clock_skew_secs: i64,
+    pub pool: PgPool,
+    pub progress: Arc<Progress>,
+    /// Longest wait for `min_position`.
+    pub max_wait: Duration,
+    pub topic: String,
+    pub ephemeral_topic: String,
+    pub projector_consumer: String,
+    pub hub: Arc<Hub>,
+    pub realtime: RealtimeConfig,
+    /// Publishes typing indicators.
+    pub producer: Publisher,
+}
+
+/// The Kafka producer for ephemeral events.
+pub struct Publisher(pub FutureProducer);
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Publisher")
+    }
+}
+
+impl Authenticates for AppState {
+    fn apps(&self) -> &AppDirectory {
+        &self.apps
+    }
+
+    fn clock_skew_secs(&self) -> i64 {
+        self.clock_skew_secs
+    }
+}
 
 /// The query API, built (listener bound, clients created) and ready to serve.
 #[derive(Debug)]
 pub struct Application {
     http: HttpService,
+    config: Config,
+    state: Arc<AppState>,
 }
 
 impl Service for Application {
@@ -39,12 +97,29 @@ impl Service for Application {
         let s3 = config.s3.client()?;
         let readiness = Readiness::new(vec![
             config.kafka.readiness_probe(Self::NAME)?,
-            config.postgres.readiness_probe(postgres),
+            config.postgres.readiness_probe(postgres.clone()),
             config.registry.readiness_probe()?,
             config.s3.readiness_probe(s3),
         ]);
-        let http = HttpService::bind(&config.http, Router::new(), readiness).await?;
-        Ok(Self { http })
+        let state = Arc::new(AppState {
+            apps: AppDirectory::new(postgres.clone(), Duration::from_millis(config.auth.app_cache_ttl_ms)),
+            clock_skew_secs: i64::try_from(config.auth.clock_skew_secs).unwrap_or(i64::MAX),
+            progress: Progress::new(
+                postgres.clone(),
+                config.reads.projector_consumer.clone(),
+                config.events.topic.clone(),
+            ),
+            pool: postgres,
+            max_wait: Duration::from_millis(config.reads.min_position_wait_ms),
+            topic: config.events.topic.clone(),
+            ephemeral_topic: config.events.ephemeral_topic.clone(),
+            projector_consumer: config.reads.projector_consumer.clone(),
+            hub: Arc::new(Hub::new(config.realtime.buffer_per_partition)),
+            realtime: config.realtime.clone(),
+            producer: Publisher(config.kafka.producer(Self::NAME)?),
+        });
+        let http = HttpService::bind(&config.http, routes(Arc::clone(&state)), readiness).await?;
+        Ok(Self { http, config, state })
     }
 
     fn local_addr(&self) -> SocketAddr {
@@ -52,6 +127,55 @@ impl Service for Application {
     }
 
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        self.http.run_until_stopped(shutdown).await
+        let registry = RegistrySettings::new(&self.config.registry.url, self.config.registry.timeout());
+        let decoder = EventDecoder::new(&registry)?;
+        let hub = Arc::clone(&self.state.hub);
+        let tasks = [
+            tokio::spawn(tail::run(
+                self.config.kafka.clone(),
+                self.config.events.topic.clone(),
+                decoder,
+                Arc::clone(&hub),
+                self.config.realtime.buffer_per_partition,
+            )),
+            tokio::spawn(tail::run_ephemeral(
+                self.config.kafka.clone(),
+                self.config.events.ephemeral_topic.clone(),
+                Arc::clone(&hub),
+            )),
+            tokio::spawn(heads(hub, Duration::from_millis(self.config.realtime.heartbeat_interval_ms))),
+        ];
+        let outcome = self.http.run_until_stopped(shutdown).await;
+        for task in tasks {
+            task.abort();
+        }
+        outcome
     }
+}
+
+/// Hands every connection the node's head now and then, so idle sockets get fresh resume tokens.
+async fn heads(hub: Arc<Hub>, every: Duration) {
+    let mut ticks = tokio::time::interval(every / 2);
+    loop {
+        ticks.tick().await;
+        hub.broadcast_head();
+    }
+}
+
+/// Every route of the API.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/channels", get(reads::my_channels))
+        .route("/v1/channels/{channel_id}", get(reads::channel))
+        .route("/v1/channels/{channel_id}/members", get(reads::members))
+        .route("/v1/channels/{channel_id}/messages", get(reads::history))
+        .route("/v1/channels/{channel_id}/messages/{message_id}", get(reads::message))
+        .route("/v1/channels/{channel_id}/messages/{message_id}/replies", get(reads::replies))
+        .route(
+            "/v1/channels/{channel_id}/typing",
+            axum::routing::post(realtime::typing_start).delete(realtime::typing_stop),
+        )
+        .route("/v1/sync", get(sync::sync))
+        .route("/v1/ws", get(realtime::ws))
+        .with_state(state)
 }

@@ -1,0 +1,459 @@
+//! The realtime hub of one node: a bounded buffer of recent events per partition, the open connections,
+//! and which connection sees which channel.
+//!
+//! One dispatcher (the Kafka tail) feeds events in log order. Under one lock it appends the event to its
+//! partition's buffer, applies membership changes to the connections of the users concerned, and pushes
+//! the event into the bounded queue of every connection that may see it. A connection registers under the
+//! same lock, so the events it replays from the buffer and the ones queued for it afterwards neither
+//! overlap nor leave a gap.
+//!
+//! Visibility is exact: a connection loads the user's membership spans from the read model (exact below
+//! the projector's checkpoint `applied`) and follows membership events at or above it from the log.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chatsdk_schemas::events::{Envelope, Event};
+use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
+use tokio::sync::{Notify, mpsc};
+
+use crate::sync::SyncToken;
+
+/// One record of the event topic as the hub keeps it.
+#[derive(Debug)]
+pub struct Item {
+    pub partition: i32,
+    pub offset: i64,
+    /// `None` for a record that could not be decoded: it only advances positions.
+    pub event: Option<LoggedItem>,
+}
+
+#[derive(Debug)]
+pub struct LoggedItem {
+    pub app: AppId,
+    pub channel: ChannelId,
+    /// Users whose membership this event changes: `true` added, `false` removed.
+    pub membership: Vec<(UserId, bool)>,
+    /// For `message.sent`: the id, so a retried send appended twice is delivered once.
+    pub sent: Option<MessageId>,
+    /// The envelope as JSON text (`Envelope::to_value`), serialized once for every receiver.
+    pub json: Arc<str>,
+}
+
+impl Item {
+    pub fn from_envelope(partition: i32, offset: i64, envelope: &Envelope) -> Self {
+        let membership = match &envelope.event {
+            Event::ChannelCreated(created) => {
+                created.members.iter().map(|member| (member.user_id.clone(), true)).collect()
+            }
+            Event::MemberAdded(added) => vec![(added.user_id.clone(), true)],
+            Event::MemberRemoved(removed) => vec![(removed.user_id.clone(), false)],
+            _ => Vec::new(),
+        };
+        let sent = match &envelope.event {
+            Event::MessageSent(sent) => Some(sent.message_id),
+            _ => None,
+        };
+        Self {
+            partition,
+            offset,
+            event: Some(LoggedItem {
+                app: envelope.app_id.clone(),
+                channel: envelope.channel_id.clone(),
+                membership,
+                sent,
+                json: envelope.to_value().to_string().into(),
+            }),
+        }
+    }
+}
+
+/// What a connection's queue carries.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Event(Arc<Item>),
+    Ephemeral(Arc<str>),
+    /// Everything before these positions that the connection may see was queued before this marker.
+    Head(Arc<SyncToken>),
+}
+
+/// A user's membership in one channel: spans of offsets, both ends inclusive, the last maybe open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans(Vec<(i64, Option<i64>)>);
+
+impl Spans {
+    pub fn push(&mut self, from: i64, to: Option<i64>) {
+        self.0.push((from, to));
+    }
+
+    pub fn contains(&self, offset: i64) -> bool {
+        self.0.iter().any(|(from, to)| *from <= offset && to.is_none_or(|to| offset <= to))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.iter().any(|(_, to)| to.is_none())
+    }
+
+    fn open(&mut self, at: i64) {
+        if !self.is_open() {
+            self.0.push((at, None));
+        }
+    }
+
+    fn close(&mut self, at: i64) {
+        for span in &mut self.0 {
+            if span.1.is_none() && span.0 <= at {
+                span.1 = Some(at);
+            }
+        }
+    }
+}
+
+/// What the read model said about a user when their connection opened.
+#[derive(Debug, Clone, Default)]
+pub struct Membership {
+    pub channels: HashMap<ChannelId, (i32, Spans)>,
+    /// The projector's next offset per partition when the spans were read: exact below it.
+    pub applied: SyncToken,
+}
+
+#[derive(Debug)]
+struct Connection {
+    app: AppId,
+    user: UserId,
+    channels: HashMap<ChannelId, (i32, Spans)>,
+    applied: SyncToken,
+    queue: mpsc::Sender<Outbound>,
+    overflow: Arc<Overflow>,
+}
+
+impl Connection {
+    fn sees(&self, channel: &ChannelId, offset: i64) -> bool {
+        self.channels.get(channel).is_some_and(|(_, spans)| spans.contains(offset))
+    }
+
+    /// Follows a membership event of the log unless the read model already reflected it.
+    fn follow(&mut self, channel: &ChannelId, partition: i32, offset: i64, added: bool) {
+        if offset < self.applied.next(partition) {
+            return;
+        }
+        let (_, spans) = self.channels.entry(channel.clone()).or_insert_with(|| (partition, Spans::default()));
+        if added { spans.open(offset) } else { spans.close(offset) }
+    }
+}
+
+/// Set when a connection's queue overflowed: the hub stopped feeding it, the connection must resync.
+#[derive(Debug, Default)]
+pub struct Overflow {
+    pub happened: AtomicBool,
+    pub notify: Notify,
+}
+
+#[derive(Debug)]
+struct Buffer {
+    items: VecDeque<Arc<Item>>,
+    /// Every offset from here to `next` is in `items` (or was never a record).
+    covered_from: i64,
+    /// The offset after the last record seen.
+    next: i64,
+    /// `message.sent` ids in the buffer, so a retried send appended twice is delivered once.
+    sent: HashMap<MessageId, i64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buffers: HashMap<i32, Buffer>,
+    connections: HashMap<u64, Connection>,
+    by_channel: HashMap<(AppId, ChannelId), HashSet<u64>>,
+    by_user: HashMap<(AppId, UserId), HashSet<u64>>,
+}
+
+/// Why a connection cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("the token is older than this node's buffer")]
+    TokenTooOld,
+    #[error("this node is not tailing the log yet")]
+    NotReady,
+}
+
+/// A registered connection: what to replay before reading the queue.
+#[derive(Debug)]
+pub struct Started {
+    pub id: u64,
+    pub replay: Vec<Arc<Item>>,
+    /// The token the connection starts from (the given one, or this node's head).
+    pub cursor: SyncToken,
+    pub overflow: Arc<Overflow>,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<State>,
+    capacity: usize,
+    next_id: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            capacity: capacity.max(1),
+            next_id: AtomicU64::new(1),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The tail starts reading `partition` at `offset`.
+    pub fn start_partition(&self, partition: i32, offset: i64) {
+        let mut state = self.state();
+        state.buffers.entry(partition).or_insert_with(|| Buffer {
+            items: VecDeque::new(),
+            covered_from: offset,
+            next: offset,
+            sent: HashMap::new(),
+        });
+    }
+
+    /// Every partition is assigned: connections may start.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state().connections.len()
+    }
+
+    /// The position after the last record of every partition.
+    pub fn head(&self) -> SyncToken {
+        let state = self.state();
+        let mut head = SyncToken::default();
+        for (partition, buffer) in &state.buffers {
+            head.advance(*partition, buffer.next);
+        }
+        head
+    }
+
+    /// Appends a record of the log and queues it for every connection that sees it. Returns how many
+    /// connections it was queued for.
+    pub fn dispatch(&self, item: Item) -> usize {
+        let item = Arc::new(item);
+        let mut state = self.state();
+        let state = &mut *state;
+        let Some(buffer) = state.buffers.get_mut(&item.partition) else { return 0 };
+        if item.offset < buffer.next {
+            return 0; // Already seen (a re-delivery after a seek).
+        }
+        let repeat = match item.event.as_ref().and_then(|event| event.sent) {
+            Some(id) => buffer.sent.insert(id, item.offset).is_some(),
+            None => false,
+        };
+        buffer.next = item.offset + 1;
+        buffer.items.push_back(Arc::clone(&item));
+        while buffer.items.len() > self.capacity {
+            if let Some(evicted) = buffer.items.pop_front() {
+                buffer.covered_from = evicted.offset + 1;
+                if let Some(id) = evicted.event.as_ref().and_then(|event| event.sent) {
+                    buffer.sent.remove(&id);
+                }
+            }
+        }
+        let Some(event) = &item.event else { return 0 };
+        for (user, added) in &event.membership {
+            let ids = state.by_user.get(&(event.app.clone(), user.clone())).cloned().unwrap_or_default();
+            for id in ids {
+                if let Some(connection) = state.connections.get_mut(&id) {
+                    connection.follow(&event.channel, item.partition, item.offset, *added);
+                    if *added {
+                        state.by_channel.entry((event.app.clone(), event.channel.clone())).or_default().insert(id);
+                    }
+                }
+            }
+        }
+        if repeat {
+            return 0;
+        }
+        let key = (event.app.clone(), event.channel.clone());
+        let mut delivered = 0;
+        let mut overflowed = Vec::new();
+        let mut departed = Vec::new();
+        if let Some(ids) = state.by_channel.get(&key) {
+            for id in ids {
+                let Some(connection) = state.connections.get(id) else { continue };
+                if connection.sees(&event.channel, item.offset) {
+                    match connection.queue.try_send(Outbound::Event(Arc::clone(&item))) {
+                        Ok(()) => delivered += 1,
+                        Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(*id),
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+                let member_now = connection.channels.get(&event.channel).is_some_and(|(_, spans)| spans.is_open());
+                if !member_now {
+                    departed.push(*id);
+                }
+            }
+        }
+        if let Some(ids) = state.by_channel.get_mut(&key) {
+            for id in &departed {
+                ids.remove(id);
+            }
+        }
+        for id in overflowed {
+            Self::overflow(state, id);
+        }
+        delivered
+    }
+
+    /// An ephemeral event of a channel (typing): queued for members except its sender; dropped for a
+    /// connection whose queue is full (it is not part of the log and nothing can resume it).
+    pub fn dispatch_ephemeral(&self, app: &AppId, channel: &ChannelId, sender: &UserId, json: Arc<str>) -> usize {
+        let state = self.state();
+        let Some(ids) = state.by_channel.get(&(app.clone(), channel.clone())) else { return 0 };
+        let mut delivered = 0;
+        for id in ids {
+            let Some(connection) = state.connections.get(id) else { continue };
+            let member = connection.channels.get(channel).is_some_and(|(_, spans)| spans.is_open());
+            if member
+                && &connection.user != sender
+                && connection.queue.try_send(Outbound::Ephemeral(Arc::clone(&json))).is_ok()
+            {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Queues a `Head` marker for every connection, so idle ones can hand out fresh resume tokens.
+    pub fn broadcast_head(&self) {
+        let state = self.state();
+        let mut head = SyncToken::default();
+        for (partition, buffer) in &state.buffers {
+            head.advance(*partition, buffer.next);
+        }
+        let head = Arc::new(head);
+        for connection in state.connections.values() {
+            // A full queue will overflow on its own; the marker is only an optimisation.
+            let _ = connection.queue.try_send(Outbound::Head(Arc::clone(&head)));
+        }
+    }
+
+    fn overflow(state: &mut State, id: u64) {
+        if let Some(connection) = Self::unregister_locked(state, id) {
+            connection.overflow.happened.store(true, Ordering::Release);
+            connection.overflow.notify.notify_one();
+        }
+    }
+
+    /// Registers a connection of `user` resuming after `token` (or starting at this node's head).
+    pub fn register(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        membership: Membership,
+        token: Option<&SyncToken>,
+        queue: mpsc::Sender<Outbound>,
+    ) -> Result<Started, StartError> {
+        if !self.is_ready() {
+            return Err(StartError::NotReady);
+        }
+        let mut state = self.state();
+        let state = &mut *state;
+        let mut connection = Connection {
+            app: app.clone(),
+            user: user.clone(),
+            channels: membership.channels,
+            applied: membership.applied,
+            queue,
+            overflow: Arc::default(),
+        };
+        let mut cursor = SyncToken::default();
+        for (partition, buffer) in &state.buffers {
+            match token {
+                Some(token) if token.next(*partition) < buffer.covered_from => return Err(StartError::TokenTooOld),
+                Some(token) => cursor.advance(*partition, token.next(*partition)),
+                None => cursor.advance(*partition, buffer.next),
+            }
+        }
+        // Membership changes the read model had not applied when the spans were read, then the replay.
+        let mut partitions: Vec<_> = state.buffers.iter().collect();
+        partitions.sort_by_key(|(partition, _)| **partition);
+        let mut replay = Vec::new();
+        for (partition, buffer) in partitions {
+            let mut delivered_sends = HashSet::new();
+            for item in &buffer.items {
+                let Some(event) = &item.event else { continue };
+                if &event.app != app {
+                    continue;
+                }
+                for (member, added) in &event.membership {
+                    if member == user {
+                        connection.follow(&event.channel, *partition, item.offset, *added);
+                    }
+                }
+                let repeat = event.sent.is_some_and(|id| !delivered_sends.insert(id));
+                if !repeat
+                    && !cursor.covers(chatsdk_client::Position { partition: *partition, offset: item.offset })
+                    && connection.sees(&event.channel, item.offset)
+                {
+                    replay.push(Arc::clone(item));
+                }
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        for (channel, (_, spans)) in &connection.channels {
+            if spans.is_open() {
+                state.by_channel.entry((app.clone(), channel.clone())).or_default().insert(id);
+            }
+        }
+        state.by_user.entry((app.clone(), user.clone())).or_default().insert(id);
+        let overflow = Arc::clone(&connection.overflow);
+        state.connections.insert(id, connection);
+        Ok(Started { id, replay, cursor, overflow })
+    }
+
+    /// Whether a connection's user is a member of `channel` now (for typing).
+    pub fn is_member(&self, id: u64, channel: &ChannelId) -> bool {
+        let state = self.state();
+        state
+            .connections
+            .get(&id)
+            .and_then(|connection| connection.channels.get(channel))
+            .is_some_and(|(_, spans)| spans.is_open())
+    }
+
+    pub fn unregister(&self, id: u64) {
+        let mut state = self.state();
+        Self::unregister_locked(&mut state, id);
+    }
+
+    fn unregister_locked(state: &mut State, id: u64) -> Option<Connection> {
+        let connection = state.connections.remove(&id)?;
+        for channel in connection.channels.keys() {
+            let key = (connection.app.clone(), channel.clone());
+            if let Some(ids) = state.by_channel.get_mut(&key) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    state.by_channel.remove(&key);
+                }
+            }
+        }
+        let key = (connection.app.clone(), connection.user.clone());
+        if let Some(ids) = state.by_user.get_mut(&key) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                state.by_user.remove(&key);
+            }
+        }
+        Some(connection)
+    }
+}

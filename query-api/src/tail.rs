@@ -1,0 +1,168 @@
+//! Each node tails every partition of the event topic, without a consumer group (nothing is committed),
+//! from a buffer's length before the end, and feeds the hub in log order. A second consumer tails the
+//! ephemeral topic from its end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_schemas::ids::{AppId, ChannelId, UserId};
+use chatsdk_schemas::{DecodeError, EventDecoder};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{Hub, Item};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tails `topic` into `hub` until the process ends; retries from scratch when Kafka is unreachable at start.
+pub async fn run(kafka: KafkaConfig, topic: String, decoder: EventDecoder, hub: Arc<Hub>, buffer: usize) {
+    loop {
+        match tail(&kafka, &topic, &decoder, &hub, buffer).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), topic, "the event tail stopped; restarting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn tail(
+    kafka: &KafkaConfig,
+    topic: &str,
+    decoder: &EventDecoder,
+    hub: &Hub,
+    buffer: usize,
+) -> anyhow::Result<()> {
+    let consumer: StreamConsumer =
+        kafka.consumer_config("query-api-tail", Some("query-api-tail-unused")).create().context("creating the tail")?;
+    let consumer = Arc::new(consumer);
+    let starts = {
+        let consumer = Arc::clone(&consumer);
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || start_offsets(consumer.as_ref(), &topic, buffer)).await??
+    };
+    let mut assignment = TopicPartitionList::new();
+    let head = hub.head();
+    for (partition, start) in &starts {
+        // After a restart of the tail, continue where the hub stands.
+        let start = head.partitions().find(|(known, _)| known == partition).map_or(*start, |(_, next)| next);
+        hub.start_partition(*partition, start);
+        assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
+    }
+    consumer.assign(&assignment).context("assigning the partitions")?;
+    hub.set_ready();
+    tracing::info!(topic, partitions = starts.len(), "tailing the event log");
+    loop {
+        let message = consumer.recv().await.context("reading the event log")?;
+        let (partition, offset) = (message.partition(), message.offset());
+        let item = match message.payload() {
+            None => Item { partition, offset, event: None },
+            Some(bytes) => decode(decoder, bytes, partition, offset).await,
+        };
+        hub.dispatch(item);
+    }
+}
+
+/// Decodes a record, waiting out a registry outage (skipping would lose the event for every client).
+async fn decode(decoder: &EventDecoder, bytes: &[u8], partition: i32, offset: i64) -> Item {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match decoder.decode(bytes).await {
+            Ok(envelope) => return Item::from_envelope(partition, offset, &envelope),
+            Err(DecodeError::RegistryUnavailable(error)) => {
+                tracing::warn!(error = %error, partition, offset, "registry unavailable; retrying the decode");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, partition, offset, "undecodable record: not delivered");
+                return Item { partition, offset, event: None };
+            }
+        }
+    }
+}
+
+/// Per partition: `buffer` records before the end, or the start of the log.
+fn start_offsets(consumer: &impl Consumer, topic: &str, buffer: usize) -> anyhow::Result<Vec<(i32, i64)>> {
+    let mut starts = Vec::new();
+    for partition in partitions_of(consumer, topic)? {
+        let (low, high) =
+            consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT).context("fetching watermarks")?;
+        starts.push((partition, (high - buffer as i64).max(low)));
+    }
+    Ok(starts)
+}
+
+/// A typing indicator as it travels on the ephemeral topic and reaches sockets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Typing {
+    /// `typing.start` or `typing.stop`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub app_id: AppId,
+    pub channel_id: ChannelId,
+    pub user_id: UserId,
+    /// For `typing.start`: how long receivers show it without a renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Tails the ephemeral topic from its end into the hub.
+pub async fn run_ephemeral(kafka: KafkaConfig, topic: String, hub: Arc<Hub>) {
+    loop {
+        match tail_ephemeral(&kafka, &topic, &hub).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), topic, "the ephemeral tail stopped; restarting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn tail_ephemeral(kafka: &KafkaConfig, topic: &str, hub: &Hub) -> anyhow::Result<()> {
+    let consumer: StreamConsumer = kafka
+        .consumer_config("query-api-ephemeral", Some("query-api-ephemeral-unused"))
+        .create()
+        .context("creating the ephemeral tail")?;
+    let consumer = Arc::new(consumer);
+    let partitions = {
+        let consumer = Arc::clone(&consumer);
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || partitions_of(consumer.as_ref(), &topic)).await??
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions {
+        assignment.add_partition_offset(topic, partition, Offset::End)?;
+    }
+    consumer.assign(&assignment).context("assigning the ephemeral partitions")?;
+    loop {
+        let message = consumer.recv().await.context("reading the ephemeral topic")?;
+        let Some(bytes) = message.payload() else { continue };
+        match serde_json::from_slice::<Typing>(bytes) {
+            Ok(typing) => {
+                let json: Arc<str> = String::from_utf8_lossy(bytes).into();
+                hub.dispatch_ephemeral(&typing.app_id, &typing.channel_id, &typing.user_id, json);
+            }
+            Err(error) => tracing::debug!(error = %error, "ignoring an unknown ephemeral record"),
+        }
+    }
+}
+
+fn partitions_of(consumer: &impl Consumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT).context("fetching the topic's metadata")?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|candidate| candidate.name() == topic && candidate.error().is_none())
+        .flat_map(|candidate| candidate.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
+    Ok(partitions)
+}
