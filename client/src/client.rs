@@ -21,6 +21,7 @@ use crate::api::{
     EditMessage, ErrorBody, MarkRead, SendMessage, UpdateChannel,
 };
 use crate::position::{Position, SessionPosition};
+use crate::views::{ChannelPage, ChannelView, MemberPage, MessageDetail, MessagePage, SyncPage};
 
 /// Who is calling.
 #[derive(Clone)]
@@ -86,6 +87,8 @@ impl ClientError {
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    /// Where reads go (the query API); the command API's URL unless set.
+    query_url: String,
     credentials: Credentials,
     session: Arc<Mutex<SessionPosition>>,
     consistent: bool,
@@ -101,7 +104,13 @@ impl Client {
     /// With a caller-configured `reqwest::Client` (timeouts, pools).
     pub fn with_http(http: reqwest::Client, base_url: impl Into<String>, credentials: Credentials) -> Self {
         let base_url = base_url.into().trim_end_matches('/').to_owned();
-        Self { http, base_url, credentials, session: Arc::default(), consistent: true }
+        Self { http, query_url: base_url.clone(), base_url, credentials, session: Arc::default(), consistent: true }
+    }
+
+    /// Reads go to `query_url` (when the two APIs are not behind one address).
+    pub fn with_query_url(mut self, query_url: impl Into<String>) -> Self {
+        self.query_url = query_url.into().trim_end_matches('/').to_owned();
+        self
     }
 
     /// Calls no longer wait for this client's earlier writes to be projected.
@@ -220,6 +229,64 @@ impl Client {
         self.command(Method::POST, format!("/v1/channels/{channel}/read"), Some(request)).await
     }
 
+    /// `GET /v1/channels`: the caller's channels; `query` holds further parameters (`type`, `limit`,
+    /// `cursor`, and `user_id` for the backend) as `name=value` pairs.
+    pub async fn channels(&self, query: &[(&str, &str)]) -> Result<ChannelPage, ClientError> {
+        self.read(format!("/v1/channels{}", query_string(query))).await
+    }
+
+    pub async fn channel(&self, channel: &ChannelId) -> Result<ChannelView, ClientError> {
+        self.read(format!("/v1/channels/{channel}")).await
+    }
+
+    pub async fn members(&self, channel: &ChannelId, query: &[(&str, &str)]) -> Result<MemberPage, ClientError> {
+        self.read(format!("/v1/channels/{channel}/members{}", query_string(query))).await
+    }
+
+    /// History: `before`, `after` (offsets), `limit`, `order` (`asc`/`desc`).
+    pub async fn history(&self, channel: &ChannelId, query: &[(&str, &str)]) -> Result<MessagePage, ClientError> {
+        self.read(format!("/v1/channels/{channel}/messages{}", query_string(query))).await
+    }
+
+    pub async fn replies(
+        &self,
+        channel: &ChannelId,
+        message: &MessageId,
+        query: &[(&str, &str)],
+    ) -> Result<MessagePage, ClientError> {
+        self.read(format!("/v1/channels/{channel}/messages/{message}/replies{}", query_string(query))).await
+    }
+
+    pub async fn message(&self, channel: &ChannelId, message: &MessageId) -> Result<MessageDetail, ClientError> {
+        self.read(format!("/v1/channels/{channel}/messages/{message}")).await
+    }
+
+    /// `GET /v1/sync`: from `token`, or without one a token for now and the channel list.
+    pub async fn sync(&self, token: Option<&str>, limit: Option<u32>) -> Result<SyncPage, ClientError> {
+        let limit = limit.map(|limit| limit.to_string());
+        let mut query = Vec::new();
+        if let Some(token) = token {
+            query.push(("token", token));
+        }
+        if let Some(limit) = &limit {
+            query.push(("limit", limit.as_str()));
+        }
+        self.read(format!("/v1/sync{}", query_string(&query))).await
+    }
+
+    /// A GET on the query API with the session's `min_position`.
+    pub async fn read<T: DeserializeOwned>(&self, path_and_query: String) -> Result<T, ClientError> {
+        let mut url = format!("{}{path_and_query}", self.query_url);
+        if self.consistent {
+            let session = self.session_position();
+            if !session.is_empty() {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{separator}min_position={}", session.token());
+            }
+        }
+        parse(self.authorized(self.http.get(url)).send().await?).await
+    }
+
     /// The service's OpenAPI document.
     pub async fn openapi(&self) -> Result<Value, ClientError> {
         let response = self.http.get(format!("{}/v1/openapi.json", self.base_url)).send().await?;
@@ -291,6 +358,16 @@ async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, Cl
         }
         Err(_) => Err(ClientError::Unexpected { status, body: String::from_utf8_lossy(&bytes).into_owned() }),
     }
+}
+
+/// `?a=b&c=d` with percent-encoded values ("" for none).
+fn query_string(query: &[(&str, &str)]) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> =
+        query.iter().map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value))).collect();
+    format!("?{}", pairs.join("&"))
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (for emoji in a path segment).

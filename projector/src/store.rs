@@ -832,23 +832,31 @@ async fn write_spans(connection: &mut PgConnection, model: &ReadModel) -> anyhow
     if model.spans.is_empty() {
         return Ok(());
     }
-    let mut spans: (Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<Option<i64>>) = Default::default();
+    #[derive(Default)]
+    struct Columns {
+        apps: Vec<String>,
+        channels: Vec<String>,
+        users: Vec<String>,
+        from: Vec<i64>,
+        to: Vec<Option<i64>>,
+    }
+    let mut spans = Columns::default();
     for (((app, channel, user), from), to) in &model.spans {
-        spans.0.push(app.to_string());
-        spans.1.push(channel.to_string());
-        spans.2.push(user.to_string());
-        spans.3.push(*from);
-        spans.4.push(*to);
+        spans.apps.push(app.to_string());
+        spans.channels.push(channel.to_string());
+        spans.users.push(user.to_string());
+        spans.from.push(*from);
+        spans.to.push(*to);
     }
     sqlx::query!(
         "INSERT INTO member_spans (app_id, channel_id, user_id, from_offset, to_offset) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
          ON CONFLICT (app_id, user_id, channel_id, from_offset) DO UPDATE SET to_offset = EXCLUDED.to_offset",
-        &spans.0,
-        &spans.1,
-        &spans.2,
-        &spans.3,
-        &spans.4 as &[Option<i64>],
+        &spans.apps,
+        &spans.channels,
+        &spans.users,
+        &spans.from,
+        &spans.to as &[Option<i64>],
     )
     .execute(&mut *connection)
     .await
@@ -861,22 +869,30 @@ async fn write_change_feed(connection: &mut PgConnection, events: &[&PositionedE
     if events.is_empty() {
         return Ok(());
     }
-    let mut rows: (Vec<String>, Vec<String>, Vec<i32>, Vec<i64>, Vec<serde_json::Value>) = Default::default();
+    #[derive(Default)]
+    struct Columns {
+        apps: Vec<String>,
+        channels: Vec<String>,
+        partitions: Vec<i32>,
+        offsets: Vec<i64>,
+        events: Vec<serde_json::Value>,
+    }
+    let mut rows = Columns::default();
     for event in events {
-        rows.0.push(event.envelope.app_id.to_string());
-        rows.1.push(event.envelope.channel_id.to_string());
-        rows.2.push(event.partition);
-        rows.3.push(event.offset);
-        rows.4.push(event.envelope.to_value());
+        rows.apps.push(event.envelope.app_id.to_string());
+        rows.channels.push(event.envelope.channel_id.to_string());
+        rows.partitions.push(event.partition);
+        rows.offsets.push(event.offset);
+        rows.events.push(event.envelope.to_value());
     }
     sqlx::query!(
         "INSERT INTO channel_events (app_id, channel_id, kafka_partition, kafka_offset, event) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::jsonb[])",
-        &rows.0,
-        &rows.1,
-        &rows.2,
-        &rows.3,
-        &rows.4,
+        &rows.apps,
+        &rows.channels,
+        &rows.partitions,
+        &rows.offsets,
+        &rows.events,
     )
     .execute(&mut *connection)
     .await

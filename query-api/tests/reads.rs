@@ -1,0 +1,372 @@
+//! Reads, read-your-writes, sync and authorization against the real stack (Kafka, registry, PostgreSQL),
+//! with the real command API and projector writing.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chatsdk_client::api::{CreateChannel, EditMessage, MarkRead, NewMember, SendMessage};
+use chatsdk_client::token::{Claims, mint};
+use chatsdk_client::{Client, ClientError};
+use chatsdk_schemas::events::{ChannelType, Role};
+use chatsdk_schemas::ids::{ChannelId, MessageId, UserId};
+use common::Harness;
+use serde_json::Value;
+
+fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().unwrap()
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Api { status, code, .. }) => (status.as_u16(), code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+async fn group(alice: &Client, members: &[&str]) -> ChannelId {
+    let members = members.iter().map(|user| NewMember { user_id: id(user), role: None }).collect();
+    alice.create_channel(&CreateChannel { members, ..CreateChannel::new(ChannelType::Group) }).await.unwrap().channel_id
+}
+
+/// `reader` will see everything `writer` wrote so far.
+fn follow(reader: &Client, writer: &Client) {
+    for position in writer.session_position().positions() {
+        reader.observe(position);
+    }
+}
+
+async fn send(client: &Client, channel: &ChannelId, text: &str) -> MessageId {
+    client.send_message(channel, &SendMessage::text(text)).await.unwrap().message_id.unwrap()
+}
+
+#[tokio::test]
+async fn history_threads_messages_and_channel_lists_follow_the_commands() {
+    let harness = Harness::start(1).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &["bob"]).await;
+    let mut sent = Vec::new();
+    for n in 0..7 {
+        sent.push(send(&alice, &channel, &format!("message {n}")).await);
+    }
+    let reply = alice
+        .send_message(&channel, &SendMessage { parent_id: Some(sent[1]), ..SendMessage::text("a reply") })
+        .await
+        .unwrap()
+        .message_id
+        .unwrap();
+    alice.edit_message(&channel, &sent[2], &EditMessage { text: "edited".into(), mentions: vec![] }).await.unwrap();
+    alice.delete_message(&channel, &sent[3], false).await.unwrap();
+    alice.delete_message(&channel, &sent[4], true).await.unwrap();
+    alice.add_reaction(&channel, &sent[0], "👍").await.unwrap();
+    alice.pin_message(&channel, &sent[5]).await.unwrap();
+
+    // Newest first, paged by position; the purged message is gone, the soft-deleted one is a blank.
+    let first = alice.history(&channel, &[("limit", "4")]).await.unwrap();
+    assert!(first.has_more);
+    let before = first.messages.last().unwrap().position.offset.to_string();
+    let second = alice.history(&channel, &[("limit", "4"), ("before", before.as_str())]).await.unwrap();
+    assert!(!second.has_more);
+    let ids: Vec<MessageId> = first.messages.iter().chain(&second.messages).map(|message| message.message_id).collect();
+    let expected: Vec<MessageId> = [6, 5, 3, 2, 1, 0].iter().map(|n| sent[*n]).collect();
+    assert_eq!(ids, expected, "top-level messages, newest first, without the purged one");
+    let by_id: BTreeMap<MessageId, _> =
+        first.messages.iter().chain(&second.messages).map(|m| (m.message_id, m)).collect();
+    assert_eq!(by_id[&sent[2]].text, "edited");
+    assert!(by_id[&sent[2]].edited_at.is_some());
+    assert_eq!((by_id[&sent[3]].text.as_str(), by_id[&sent[3]].deleted_at.is_some()), ("", true));
+    assert_eq!(by_id[&sent[1]].reply_count, 1);
+    assert!(by_id[&sent[5]].pinned && !by_id[&sent[6]].pinned);
+    assert_eq!(by_id[&sent[0]].reactions.len(), 1);
+    assert_eq!(by_id[&sent[0]].own_reactions, vec!["👍".to_owned()]);
+
+    // Oldest first from an offset.
+    let after = by_id[&sent[1]].position.offset.to_string();
+    let forward = alice.history(&channel, &[("after", after.as_str())]).await.unwrap();
+    let forward: Vec<MessageId> = forward.messages.iter().map(|message| message.message_id).collect();
+    assert_eq!(forward, vec![sent[2], sent[3], sent[5], sent[6]]);
+
+    let thread = alice.replies(&channel, &sent[1], &[]).await.unwrap();
+    assert_eq!(thread.messages.iter().map(|m| m.message_id).collect::<Vec<_>>(), vec![reply]);
+    let detail = alice.message(&channel, &sent[0]).await.unwrap();
+    assert_eq!(
+        detail.reactions.iter().map(|r| (r.emoji.as_str(), r.user_id.as_str())).collect::<Vec<_>>(),
+        [("👍", "alice")]
+    );
+    assert_eq!(code(alice.message(&channel, &sent[4]).await), (404, "message_not_found".into()), "purged");
+
+    // Bob's list: unread counts top-level messages (7 sent, one purged still counted as sent).
+    let bob = harness.user("bob", 0);
+    follow(&bob, &alice);
+    let other = group(&alice, &["bob"]).await;
+    follow(&bob, &alice);
+    let list = bob.channels(&[]).await.unwrap();
+    let listed: Vec<&ChannelId> = list.channels.iter().map(|view| &view.channel_id).collect();
+    assert_eq!(listed, vec![&other, &channel], "most recent activity first");
+    let view = &list.channels[1];
+    assert_eq!((view.role, view.unread_count), (Some(Role::Member), Some(7)));
+    assert_eq!(view.last_message.as_ref().map(|m| m.message_id), Some(sent[6]));
+    let read = bob.mark_read(&channel, &MarkRead::default()).await.unwrap();
+    assert_eq!(read.channel_id, channel);
+    assert_eq!(bob.channel(&channel).await.unwrap().unread_count, Some(0));
+    let paged = bob.channels(&[("limit", "1")]).await.unwrap();
+    let cursor = paged.next_cursor.clone().unwrap();
+    let rest = bob.channels(&[("limit", "1"), ("cursor", cursor.as_str())]).await.unwrap();
+    assert_eq!(
+        (paged.channels[0].channel_id.clone(), rest.channels[0].channel_id.clone()),
+        (other.clone(), channel.clone())
+    );
+    assert!(rest.next_cursor.is_none());
+    let dms = bob.channels(&[("type", "dm")]).await.unwrap();
+    assert!(dms.channels.is_empty());
+    let members = bob.members(&channel, &[]).await.unwrap();
+    let names: Vec<&str> = members.members.iter().map(|member| member.user_id.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_with_the_sends_min_position_always_sees_the_message() {
+    let harness = Harness::start(1).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &[]).await;
+    // A fresh reader per send, given only that send's position: no other session state helps it.
+    for n in 0..20 {
+        let accepted = alice.send_message(&channel, &SendMessage::text(format!("n{n}"))).await.unwrap();
+        let reader = harness.user("alice", 0);
+        reader.observe(accepted.position);
+        let page = reader.history(&channel, &[("limit", "1")]).await.unwrap();
+        assert_eq!(page.messages[0].message_id, accepted.message_id.unwrap(), "send {n}");
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn every_read_refuses_outsiders_other_apps_and_expired_tokens() {
+    let harness = Harness::start(1).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &["bob"]).await;
+    let message = send(&alice, &channel, "private").await;
+    harness.commands.wait_projected(2).await;
+    let paths = [
+        format!("/v1/channels/{channel}"),
+        format!("/v1/channels/{channel}/members"),
+        format!("/v1/channels/{channel}/messages"),
+        format!("/v1/channels/{channel}/messages/{message}"),
+        format!("/v1/channels/{channel}/messages/{message}/replies"),
+    ];
+    let bob = harness.user_headers("bob");
+    let eve = harness.user_headers("eve");
+    let expired = vec![
+        ("x-api-key", harness.commands.app.api_key.clone()),
+        ("authorization", {
+            let now = chrono::Utc::now().timestamp();
+            let claims = Claims::new(&id::<UserId>("bob"), now - 3_600, 60);
+            format!("Bearer {}", mint(&harness.commands.app.api_secret, &claims))
+        }),
+    ];
+    // Another app, whose user is called bob too.
+    let other_app = command_api::apps::create_app(&harness.commands.database.pool, &id("otherapp")).await.unwrap();
+    let foreign = vec![
+        ("x-api-key", other_app.api_key.clone()),
+        ("authorization", {
+            let claims = Claims::new(&id::<UserId>("bob"), chrono::Utc::now().timestamp(), 600);
+            format!("Bearer {}", mint(&other_app.api_secret, &claims))
+        }),
+    ];
+    for path in &paths {
+        assert_eq!(harness.get(0, path, &bob).await.0, 200, "member: {path}");
+        let (status, body) = harness.get(0, path, &eve).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_a_member")), "non-member: {path}");
+        let (status, body) = harness.get(0, path, &foreign).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("channel_not_found")), "other app: {path}");
+        let (status, body) = harness.get(0, path, &expired).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")), "expired: {path}");
+        assert_eq!(harness.get(0, path, &[]).await.0, 401, "anonymous: {path}");
+    }
+    for path in ["/v1/channels", "/v1/sync"] {
+        assert_eq!(harness.get(0, path, &expired).await.0, 401, "expired: {path}");
+        let (_, body) = harness.get(0, path, &foreign).await;
+        assert!(!body.to_string().contains(channel.as_str()), "another app's channel never appears: {path}");
+    }
+    let (_, listed) = harness.get(0, "/v1/channels", &eve).await;
+    assert_eq!(listed["channels"], Value::Array(vec![]));
+
+    // The socket: expired and foreign credentials are refused before the upgrade.
+    let node = harness.nodes[0].address;
+    for headers in [&expired, &foreign] {
+        let token = headers[1].1.trim_start_matches("Bearer ");
+        let url = format!("ws://{node}/v1/ws?api_key={}&auth={token}", headers[0].1);
+        let error =
+            tokio_tungstenite::connect_async(url).await.err().map(|error| error.to_string()).unwrap_or_default();
+        if headers == &expired {
+            assert!(error.contains("401"), "expired token on the socket: {error}");
+        } else {
+            // Valid for its own app: connects, and sees nothing of this one (checked by the sync above).
+            assert!(error.is_empty(), "{error}");
+        }
+    }
+    // Parameters are checked.
+    let history = format!("/v1/channels/{channel}/messages");
+    for query in ["?limit=0", "?limit=201", "?before=x", "?order=sideways", "?min_position=garbage"] {
+        let (status, body) = harness.get(0, &format!("{history}{query}"), &bob).await;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    harness.stop().await;
+}
+
+/// What a client builds from events: message id → (text, deleted, reactions).
+#[derive(Debug, Default, PartialEq)]
+struct Replica {
+    messages: BTreeMap<String, (String, bool, BTreeMap<String, i32>)>,
+    channels: BTreeSet<String>,
+    pinned: BTreeSet<String>,
+}
+
+impl Replica {
+    fn apply(&mut self, event: &Value) {
+        let payload = &event["payload"];
+        let message = payload["message_id"].as_str().unwrap_or_default().to_owned();
+        match event["type"].as_str().unwrap() {
+            "channel.created" | "member.added" => {
+                self.channels.insert(event["channel_id"].as_str().unwrap().to_owned());
+            }
+            "message.sent" => {
+                let text = payload["text"].as_str().unwrap().to_owned();
+                self.messages.entry(message).or_insert((text, false, BTreeMap::new()));
+            }
+            "message.edited" => {
+                self.messages.get_mut(&message).unwrap().0 = payload["text"].as_str().unwrap().to_owned()
+            }
+            "message.deleted" => {
+                if payload["hard"].as_bool() == Some(true) {
+                    self.messages.remove(&message);
+                } else {
+                    let entry = self.messages.get_mut(&message).unwrap();
+                    *entry = (String::new(), true, BTreeMap::new());
+                }
+            }
+            "reaction.added" => {
+                *self
+                    .messages
+                    .get_mut(&message)
+                    .unwrap()
+                    .2
+                    .entry(payload["emoji"].as_str().unwrap().into())
+                    .or_default() += 1;
+            }
+            "reaction.removed" => {
+                let reactions = &mut self.messages.get_mut(&message).unwrap().2;
+                let emoji = payload["emoji"].as_str().unwrap();
+                *reactions.get_mut(emoji).unwrap() -= 1;
+                reactions.retain(|_, count| *count > 0);
+            }
+            "message.pinned" => {
+                self.pinned.insert(message);
+            }
+            "message.unpinned" => {
+                self.pinned.remove(&message);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn sync_after_a_mixed_stream_equals_the_history_endpoints() {
+    let harness = Harness::start(1).await;
+    let alice = harness.user("alice", 0);
+    let bob = harness.user("bob", 0);
+    let first = group(&alice, &["bob"]).await;
+    let early = send(&alice, &first, "before bob went offline").await;
+    follow(&bob, &alice);
+    let start = bob.sync(None, None).await.unwrap();
+    assert!(start.events.is_empty());
+    assert_eq!(start.channels.as_ref().unwrap().channels.len(), 1);
+    let mut replica = Replica::default();
+    replica.channels.insert(first.to_string());
+    replica.messages.insert(early.to_string(), ("before bob went offline".into(), false, BTreeMap::new()));
+
+    // While bob is offline: messages, edits, deletes, reactions, pins, a new channel with him, a channel
+    // without him, read markers.
+    let mut sent = Vec::new();
+    for n in 0..12 {
+        sent.push(send(&alice, &first, &format!("offline {n}")).await);
+    }
+    alice
+        .edit_message(&first, &early, &EditMessage { text: "edited while offline".into(), mentions: vec![] })
+        .await
+        .unwrap();
+    alice.edit_message(&first, &sent[0], &EditMessage { text: "edited twice".into(), mentions: vec![] }).await.unwrap();
+    alice.delete_message(&first, &sent[1], false).await.unwrap();
+    alice.delete_message(&first, &sent[2], true).await.unwrap();
+    alice.add_reaction(&first, &sent[3], "🎉").await.unwrap();
+    alice.add_reaction(&first, &sent[3], "👀").await.unwrap();
+    alice.remove_reaction(&first, &sent[3], "👀").await.unwrap();
+    alice.pin_message(&first, &sent[4]).await.unwrap();
+    let second = group(&alice, &["bob"]).await;
+    let in_second = send(&alice, &second, "in the new channel").await;
+    let private = group(&alice, &["carol"]).await;
+    send(&alice, &private, "bob must not see this").await;
+    alice.mark_read(&first, &MarkRead::default()).await.unwrap();
+
+    // Paged sync until has_more is false.
+    follow(&bob, &alice);
+    let mut token = start.next_token.clone();
+    let mut pages = 0;
+    let mut seen = BTreeSet::new();
+    loop {
+        let page = bob.sync(Some(&token), Some(5)).await.unwrap();
+        pages += 1;
+        for logged in &page.events {
+            assert!(seen.insert((logged.position.partition, logged.position.offset)), "an event twice");
+            assert_ne!(logged.event["channel_id"], private.as_str(), "another channel's event");
+            replica.apply(&logged.event);
+        }
+        token = page.next_token;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert!(pages > 3, "{pages} pages of at most 5");
+    let again = bob.sync(Some(&token), None).await.unwrap();
+    assert!(again.events.is_empty() && !again.has_more, "nothing after the final token");
+
+    // The replica equals what the history endpoints show.
+    let mut shown = Replica::default();
+    for channel in [&first, &second] {
+        shown.channels.insert(channel.to_string());
+        let page = bob.history(channel, &[("limit", "200")]).await.unwrap();
+        for message in page.messages {
+            let reactions = message.reactions.iter().map(|r| (r.emoji.clone(), r.count)).collect();
+            let entry = (message.text.clone(), message.deleted_at.is_some(), reactions);
+            shown.messages.insert(message.message_id.to_string(), entry);
+            if message.pinned {
+                shown.pinned.insert(message.message_id.to_string());
+            }
+        }
+    }
+    assert_eq!(replica, shown);
+    assert!(replica.messages.contains_key(&in_second.to_string()), "being added brought the new channel's events");
+
+    // Garbage and foreign tokens are 400s.
+    for garbage in ["nonsense", "s1.", "s1.AAAA", "p1.MDoxMA"] {
+        assert_eq!(code(bob.sync(Some(garbage), None).await), (400, "invalid_token".into()), "{garbage}");
+    }
+    let other_app = command_api::apps::create_app(&harness.commands.database.pool, &id("syncother")).await.unwrap();
+    let claims = Claims::new(&id::<UserId>("bob"), chrono::Utc::now().timestamp(), 600);
+    let foreign_user = Client::new(
+        harness.commands.api.url(""),
+        chatsdk_client::Credentials::User { api_key: other_app.api_key, token: mint(&other_app.api_secret, &claims) },
+    )
+    .unwrap()
+    .with_query_url(harness.nodes[0].url(""));
+    assert_eq!(code(foreign_user.sync(Some(&token), None).await), (400, "invalid_token".into()));
+    assert_eq!(code(harness.server(0).sync(None, None).await), (400, "user_required".into()));
+    harness.stop().await;
+}

@@ -1,0 +1,219 @@
+//! The WebSocket against the real stack: resuming on another node, membership changes on open sockets,
+//! tokens older than a node's buffer, typing.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chatsdk_client::Client;
+use chatsdk_client::api::{CreateChannel, NewMember, SendMessage};
+use chatsdk_client::views::ServerFrame;
+use chatsdk_schemas::events::ChannelType;
+use chatsdk_schemas::ids::{ChannelId, MessageId};
+use common::{Harness, Socket};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// How long "nothing more arrives" is watched, after a later event proved the node dispatched.
+const QUIET: Duration = Duration::from_millis(500);
+
+fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().unwrap()
+}
+
+async fn group(alice: &Client, members: &[&str]) -> ChannelId {
+    let members = members.iter().map(|user| NewMember { user_id: id(user), role: None }).collect();
+    alice.create_channel(&CreateChannel { members, ..CreateChannel::new(ChannelType::Group) }).await.unwrap().channel_id
+}
+
+async fn send(client: &Client, channel: &ChannelId, text: &str) -> MessageId {
+    client.send_message(channel, &SendMessage::text(text)).await.unwrap().message_id.unwrap()
+}
+
+async fn connected(socket: &mut Socket) -> String {
+    match socket.next(WAIT).await {
+        ServerFrame::Connected { token, .. } => token,
+        other => panic!("expected connected, got {other:?}"),
+    }
+}
+
+/// Reads events until `count` `message.sent` arrived; returns their ids in order, the other events' types
+/// and the last token.
+async fn messages(socket: &mut Socket, count: usize) -> (Vec<MessageId>, Vec<String>, String) {
+    let (mut ids, mut others, mut last) = (Vec::new(), Vec::new(), String::new());
+    while ids.len() < count {
+        let (_, event, token) = socket.next_event(WAIT).await;
+        last = token;
+        match event["type"].as_str().unwrap() {
+            "message.sent" => ids.push(id(event["payload"]["message_id"].as_str().unwrap())),
+            other => others.push(other.to_owned()),
+        }
+    }
+    (ids, others, last)
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_node_with_exactly_the_missed_events() {
+    let harness = Harness::start(2).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &["bob"]).await;
+    harness.commands.wait_projected(1).await;
+
+    let mut on_a = harness.connect(0, "bob", None).await;
+    connected(&mut on_a).await;
+    let mut first = Vec::new();
+    for n in 0..5 {
+        first.push(send(&alice, &channel, &format!("live {n}")).await);
+    }
+    let (received, _, token) = messages(&mut on_a, 5).await;
+    assert_eq!(received, first);
+    on_a.close().await;
+
+    // Offline: more messages (the log has other channels' traffic too).
+    let noise = group(&alice, &[]).await;
+    let mut missed = Vec::new();
+    for n in 0..5 {
+        missed.push(send(&alice, &channel, &format!("missed {n}")).await);
+        send(&alice, &noise, &format!("noise {n}")).await;
+    }
+    let mut on_b = harness.connect(1, "bob", Some(&token)).await;
+    connected(&mut on_b).await;
+    let (replayed, others, _) = messages(&mut on_b, 5).await;
+    assert_eq!(replayed, missed, "exactly the missed messages, in order");
+    assert!(others.is_empty(), "no other event of bob's channels happened: {others:?}");
+    let later = send(&alice, &channel, "after the reconnect").await;
+    let (live, _, _) = messages(&mut on_b, 1).await;
+    assert_eq!(live, vec![later]);
+    assert!(on_b.maybe_next(QUIET).await.is_none(), "nothing twice");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn membership_changes_take_effect_on_open_sockets() {
+    let harness = Harness::start(1).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &[]).await;
+    harness.commands.wait_projected(1).await;
+    let mut watcher = harness.connect(0, "alice", None).await;
+    connected(&mut watcher).await;
+    let mut carol = harness.connect(0, "carol", None).await;
+    connected(&mut carol).await;
+
+    let before = send(&alice, &channel, "before carol").await;
+    alice.add_member(&channel, &id("carol"), None).await.unwrap();
+    let during = send(&alice, &channel, "while carol is a member").await;
+    alice.remove_member(&channel, &id("carol")).await.unwrap();
+    let after = send(&alice, &channel, "after carol").await;
+    // Alice's socket on the same node has the last message: the node dispatched everything.
+    let (seen, _, _) = messages(&mut watcher, 3).await;
+    assert_eq!(seen, vec![before, during, after]);
+
+    let mut types = Vec::new();
+    while let Some(frame) = carol.maybe_next(QUIET).await {
+        if let ServerFrame::Event { event, .. } = frame {
+            let text = event["payload"]["text"].as_str().map(str::to_owned);
+            types.push((event["type"].as_str().unwrap().to_owned(), text));
+        }
+    }
+    assert_eq!(
+        types,
+        vec![
+            ("member.added".to_owned(), None),
+            ("message.sent".to_owned(), Some("while carol is a member".to_owned())),
+            ("member.removed".to_owned(), None),
+        ]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_older_than_the_buffer_gets_resync_and_sync_fills_the_gap() {
+    let harness = Harness::start_with(1, |config| config.realtime.buffer_per_partition = 3).await;
+    let alice = harness.user("alice", 0);
+    let bob = harness.user("bob", 0);
+    let channel = group(&alice, &["bob"]).await;
+    for position in alice.session_position().positions() {
+        bob.observe(position);
+    }
+    let old = bob.sync(None, None).await.unwrap().next_token;
+    let mut watcher = harness.connect(0, "alice", None).await;
+    connected(&mut watcher).await;
+    let mut sent = Vec::new();
+    for n in 0..8 {
+        sent.push(send(&alice, &channel, &format!("m{n}")).await);
+    }
+    messages(&mut watcher, 8).await;
+
+    let mut late = harness.connect(0, "bob", Some(&old)).await;
+    match late.next(WAIT).await {
+        ServerFrame::Resync { reason, token } => {
+            assert_eq!(reason, "token_too_old");
+            for position in alice.session_position().positions() {
+                bob.observe(position);
+            }
+            let page = bob.sync(Some(&token), None).await.unwrap();
+            let synced: Vec<MessageId> = page
+                .events
+                .iter()
+                .filter(|logged| logged.event["type"] == "message.sent")
+                .map(|logged| id(logged.event["payload"]["message_id"].as_str().unwrap()))
+                .collect();
+            assert_eq!(synced, sent);
+        }
+        other => panic!("expected resync, got {other:?}"),
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_members_only() {
+    let harness = Harness::start(1).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &["bob"]).await;
+    harness.commands.wait_projected(1).await;
+    let mut bob = harness.connect(0, "bob", None).await;
+    connected(&mut bob).await;
+    let mut carol = harness.connect(0, "carol", None).await;
+    connected(&mut carol).await;
+    let mut alice_socket = harness.connect(0, "alice", None).await;
+    connected(&mut alice_socket).await;
+
+    // Over HTTP, then over the socket.
+    let status = reqwest::Client::new()
+        .post(harness.nodes[0].url(&format!("/v1/channels/{channel}/typing")))
+        .header("x-api-key", &harness.commands.app.api_key)
+        .bearer_auth(harness.commands.token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 204);
+    let typing = ephemeral(&mut bob).await;
+    assert_eq!((typing["type"].as_str(), typing["user_id"].as_str()), (Some("typing.start"), Some("alice")));
+    assert_eq!(typing["channel_id"], Value::String(channel.to_string()));
+
+    bob.send_json(json!({"type": "typing_stop", "channel_id": channel})).await;
+    let stop = ephemeral(&mut alice_socket).await;
+    assert_eq!((stop["type"].as_str(), stop["user_id"].as_str()), (Some("typing.stop"), Some("bob")));
+    carol.send_json(json!({"type": "typing_start", "channel_id": channel})).await;
+    match carol.next(WAIT).await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, "not_a_member"),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    carol.send_json(json!({"type": "ping"})).await;
+    assert_eq!(carol.next(WAIT).await, ServerFrame::Pong, "carol saw no typing of a channel she is not in");
+    harness.stop().await;
+}
+
+async fn ephemeral(socket: &mut Socket) -> Value {
+    loop {
+        if let ServerFrame::Ephemeral { event } = socket.next(WAIT).await {
+            return event;
+        }
+    }
+}
