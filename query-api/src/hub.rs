@@ -457,3 +457,144 @@ impl Hub {
         Some(connection)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id<T: std::str::FromStr>(text: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        text.parse().unwrap()
+    }
+
+    /// An event of channel `channel` in partition 0.
+    fn item(offset: i64, channel: &str, membership: &[(&str, bool)]) -> Item {
+        Item {
+            partition: 0,
+            offset,
+            event: Some(LoggedItem {
+                app: id("acme"),
+                channel: id(channel),
+                membership: membership.iter().map(|(user, added)| (id(user), *added)).collect(),
+                sent: None,
+                json: format!("{{\"offset\":{offset}}}").into(),
+            }),
+        }
+    }
+
+    fn hub(capacity: usize) -> Hub {
+        let hub = Hub::new(capacity);
+        hub.start_partition(0, 0);
+        hub.set_ready();
+        hub
+    }
+
+    /// Bob, a member of `general` since offset 0 according to the read model at `applied`.
+    fn bob(applied: i64) -> Membership {
+        let mut spans = Spans::default();
+        spans.push(0, None);
+        let mut membership = Membership::default();
+        membership.channels.insert(id("general"), (0, spans));
+        membership.applied.advance(0, applied);
+        membership
+    }
+
+    fn offsets(items: &[Arc<Item>]) -> Vec<i64> {
+        items.iter().map(|item| item.offset).collect()
+    }
+
+    fn drain(queue: &mut mpsc::Receiver<Outbound>) -> Vec<i64> {
+        let mut offsets = Vec::new();
+        while let Ok(outbound) = queue.try_recv() {
+            if let Outbound::Event(item) = outbound {
+                offsets.push(item.offset);
+            }
+        }
+        offsets
+    }
+
+    #[test]
+    fn a_resumed_connection_gets_the_buffer_after_its_token_then_live_events_without_overlap() {
+        let hub = hub(100);
+        for offset in 0..5 {
+            hub.dispatch(item(offset, if offset == 2 { "elsewhere" } else { "general" }, &[]));
+        }
+        let mut token = SyncToken::default();
+        token.advance(0, 1);
+        let (sender, mut queue) = mpsc::channel(16);
+        let started = hub.register(&id("acme"), &id("bob"), bob(5), Some(&token), sender).unwrap();
+        assert_eq!(offsets(&started.replay), vec![1, 3, 4], "after the token, only bob's channels");
+        assert_eq!(started.cursor.next(0), 1);
+        hub.dispatch(item(5, "general", &[]));
+        hub.dispatch(item(6, "elsewhere", &[]));
+        assert_eq!(drain(&mut queue), vec![5]);
+    }
+
+    #[test]
+    fn a_token_before_the_buffer_is_refused_and_a_missing_one_starts_at_the_head() {
+        let hub = hub(3);
+        for offset in 0..6 {
+            hub.dispatch(item(offset, "general", &[]));
+        }
+        let mut old = SyncToken::default();
+        old.advance(0, 2);
+        let (sender, _queue) = mpsc::channel(16);
+        let refused = hub.register(&id("acme"), &id("bob"), bob(6), Some(&old), sender.clone());
+        assert_eq!(refused.err(), Some(StartError::TokenTooOld));
+        old.advance(0, 3);
+        assert!(hub.register(&id("acme"), &id("bob"), bob(6), Some(&old), sender.clone()).is_ok(), "3 is still held");
+        let fresh = hub.register(&id("acme"), &id("bob"), bob(6), None, sender).unwrap();
+        assert!(fresh.replay.is_empty());
+        assert_eq!(fresh.cursor.next(0), 6);
+    }
+
+    #[test]
+    fn membership_events_the_read_model_had_not_applied_are_followed() {
+        let hub = hub(100);
+        hub.dispatch(item(0, "general", &[]));
+        // Carol was added at offset 1, which the read model (applied up to 1) did not reflect.
+        hub.dispatch(item(1, "general", &[("carol", true)]));
+        hub.dispatch(item(2, "general", &[]));
+        let mut membership = Membership::default();
+        membership.applied.advance(0, 1);
+        let (sender, mut queue) = mpsc::channel(16);
+        let started = hub.register(&id("acme"), &id("carol"), membership, Some(&SyncToken::default()), sender).unwrap();
+        assert_eq!(offsets(&started.replay), vec![1, 2], "from her addition on");
+        hub.dispatch(item(3, "general", &[("carol", false)]));
+        hub.dispatch(item(4, "general", &[]));
+        assert_eq!(drain(&mut queue), vec![3], "her removal, then nothing");
+        assert!(!hub.is_member(started.id, &id("general")));
+    }
+
+    #[test]
+    fn a_full_queue_unregisters_the_connection_and_flags_it_for_resync() {
+        let hub = hub(100);
+        let (sender, mut queue) = mpsc::channel(2);
+        let started = hub.register(&id("acme"), &id("bob"), bob(0), None, sender).unwrap();
+        assert_eq!(hub.dispatch(item(0, "general", &[])), 1);
+        assert_eq!(hub.dispatch(item(1, "general", &[])), 1);
+        assert!(!started.overflow.happened.load(Ordering::Acquire));
+        assert_eq!(hub.dispatch(item(2, "general", &[])), 0, "the third does not fit");
+        assert!(started.overflow.happened.load(Ordering::Acquire));
+        assert_eq!(hub.connections(), 0);
+        assert_eq!(drain(&mut queue), vec![0, 1], "what was queued stays in order; the cursor resumes after it");
+    }
+
+    #[test]
+    fn a_send_appended_twice_is_delivered_once() {
+        let hub = hub(100);
+        let (sender, mut queue) = mpsc::channel(16);
+        hub.register(&id("acme"), &id("bob"), bob(0), None, sender).unwrap();
+        let message: MessageId = id("0190f5f0-0000-7000-8000-000000000001");
+        for offset in [0, 1] {
+            let mut sent = item(offset, "general", &[]);
+            if let Some(event) = sent.event.as_mut() {
+                event.sent = Some(message);
+            }
+            hub.dispatch(sent);
+        }
+        assert_eq!(drain(&mut queue), vec![0]);
+    }
+}

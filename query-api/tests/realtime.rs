@@ -217,3 +217,63 @@ async fn ephemeral(socket: &mut Socket) -> Value {
         }
     }
 }
+
+/// A raw client that completes the handshake and then never answers: the server pings it, and closes it
+/// once it has heard nothing for the idle timeout.
+#[tokio::test]
+async fn a_silent_client_is_pinged_then_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let harness = Harness::start_with(1, |config| {
+        config.realtime.ping_interval_ms = 100;
+        config.realtime.idle_timeout_ms = 400;
+    })
+    .await;
+    let node = harness.nodes[0].address;
+    let mut stream = tokio::net::TcpStream::connect(node).await.unwrap();
+    let request = format!(
+        "GET /v1/ws?api_key={}&auth={} HTTP/1.1\r\nHost: {node}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        harness.commands.app.api_key,
+        harness.commands.token("bob")
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut opcodes = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut buffer = [0u8; 4096];
+    // Frames after the response headers: byte 0 holds the opcode, byte 1 the (unmasked) length.
+    let mut parsed = None;
+    while !opcodes.contains(&0x8) {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await.expect("closed in time").unwrap();
+        assert!(read > 0, "the server closed the TCP connection without a close frame; opcodes {opcodes:?}");
+        received.extend_from_slice(&buffer[..read]);
+        if parsed.is_none() {
+            let text = String::from_utf8_lossy(&received).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else { continue };
+            assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+            parsed = Some(end + 4);
+        }
+        let mut at = parsed.unwrap();
+        while received.len() >= at + 2 {
+            let length = usize::from(received[at + 1] & 0x7f);
+            let (header, length) = match length {
+                126 if received.len() >= at + 4 => {
+                    (4, usize::from(u16::from_be_bytes([received[at + 2], received[at + 3]])))
+                }
+                126 => break,
+                127 => panic!("no frame here is that large"),
+                length => (2, length),
+            };
+            if received.len() < at + header + length {
+                break;
+            }
+            opcodes.push(received[at] & 0x0f);
+            at += header + length;
+        }
+        parsed = Some(at);
+    }
+    assert_eq!(opcodes.first(), Some(&0x1), "the connected frame first: {opcodes:?}");
+    assert!(opcodes.contains(&0x9), "pinged before being closed: {opcodes:?}");
+    harness.stop().await;
+}
