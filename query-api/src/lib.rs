@@ -33,6 +33,9 @@ pub use config::Config;
 use crate::config::RealtimeConfig;
 use crate::hub::Hub;
 
+/// The OpenAPI document of both HTTP APIs (operations carry `x-service`), served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
 /// Shared by every request.
 #[derive(Debug)]
 pub struct AppState {
@@ -162,6 +165,10 @@ async fn heads(hub: Arc<Hub>, every: Duration) {
     }
 }
 
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 /// Every route of the API.
 pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
@@ -177,5 +184,6 @@ pub fn routes(state: Arc<AppState>) -> Router {
         )
         .route("/v1/sync", get(sync::sync))
         .route("/v1/ws", get(realtime::ws))
+        .route("/v1/openapi.json", get(openapi))
         .with_state(state)
 }

@@ -370,3 +370,82 @@ async fn sync_after_a_mixed_stream_equals_the_history_endpoints() {
     assert_eq!(code(harness.server(0).sync(None, None).await), (400, "user_required".into()));
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_query_routes_and_live_responses() {
+    let harness = Harness::start(1).await;
+    let (status, document) = harness.get(0, "/v1/openapi.json", &[]).await;
+    assert_eq!(status, 200);
+    let http = reqwest::Client::new();
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation["x-service"] != "query-api" {
+                continue;
+            }
+            operations.insert(format!("{} {path}", method.to_uppercase()));
+            let concrete =
+                path.replace("{channel_id}", "c1").replace("{message_id}", "0190f3a2-7c1e-7d3b-9a55-1b2c3d4e5f61");
+            let response = http
+                .request(method.to_uppercase().parse().unwrap(), harness.nodes[0].url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(
+                status != reqwest::StatusCode::METHOD_NOT_ALLOWED && status != reqwest::StatusCode::NOT_FOUND,
+                "{method} {path} is documented but not served ({status} {body})"
+            );
+        }
+    }
+    let known: BTreeSet<String> = [
+        "GET /v1/channels",
+        "GET /v1/channels/{channel_id}",
+        "GET /v1/channels/{channel_id}/members",
+        "GET /v1/channels/{channel_id}/messages",
+        "GET /v1/channels/{channel_id}/messages/{message_id}",
+        "GET /v1/channels/{channel_id}/messages/{message_id}/replies",
+        "POST /v1/channels/{channel_id}/typing",
+        "DELETE /v1/channels/{channel_id}/typing",
+        "GET /v1/sync",
+        "GET /v1/ws",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(operations, known, "documented query operations");
+
+    // Live responses, with optional parts present, match their schemas.
+    let alice = harness.user("alice", 0);
+    let bob = harness.user("bob", 0);
+    let channel = group(&alice, &["bob"]).await;
+    let root = send(&alice, &channel, "root").await;
+    alice.send_message(&channel, &SendMessage { parent_id: Some(root), ..SendMessage::text("reply") }).await.unwrap();
+    alice.add_reaction(&channel, &root, "👍").await.unwrap();
+    alice.pin_message(&channel, &root).await.unwrap();
+    alice.delete_message(&channel, &send(&alice, &channel, "gone").await, false).await.unwrap();
+    follow(&bob, &alice);
+    let fresh = bob.sync(None, None).await.unwrap();
+    let bodies: Vec<(&str, Value)> = vec![
+        ("ChannelPage", serde_json::to_value(bob.channels(&[("limit", "1")]).await.unwrap()).unwrap()),
+        ("ChannelView", serde_json::to_value(bob.channel(&channel).await.unwrap()).unwrap()),
+        ("MemberPage", serde_json::to_value(bob.members(&channel, &[("limit", "1")]).await.unwrap()).unwrap()),
+        ("MessagePage", serde_json::to_value(bob.history(&channel, &[]).await.unwrap()).unwrap()),
+        ("MessagePage", serde_json::to_value(bob.replies(&channel, &root, &[]).await.unwrap()).unwrap()),
+        ("MessageDetail", serde_json::to_value(bob.message(&channel, &root).await.unwrap()).unwrap()),
+        ("SyncPage", serde_json::to_value(&fresh).unwrap()),
+    ];
+    for (name, body) in &bodies {
+        common::assert_valid(&document, name, body);
+    }
+    // Raw bodies too (the typed client would hide an undocumented field).
+    let headers = harness.user_headers("bob");
+    let (_, raw_history) = harness.get(0, &format!("/v1/channels/{channel}/messages"), &headers).await;
+    common::assert_valid(&document, "MessagePage", &raw_history);
+    let (_, raw_sync) = harness.get(0, "/v1/sync", &headers).await;
+    common::assert_valid(&document, "SyncPage", &raw_sync);
+    let (_, refused) = harness.get(0, "/v1/sync?token=garbage", &headers).await;
+    common::assert_valid(&document, "Error", &refused);
+    harness.stop().await;
+}

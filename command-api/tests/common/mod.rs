@@ -15,6 +15,7 @@ use chatsdk_testkit::{Stack, TestDatabase, create_topic, wait_for};
 use command_api::apps::create_app;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value;
 use uuid::Uuid;
 
 pub const PARTITIONS: i32 = 3;
@@ -151,4 +152,17 @@ pub async fn read_topic(stack: &Stack, topic: &str) -> Vec<(i32, i64, Envelope)>
     }
     events.sort_by_key(|(partition, offset, _)| (*partition, *offset));
     events
+}
+
+/// A validator for one of the document's component schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12).
+pub fn component(document: &Value, name: &str) -> jsonschema::Validator {
+    let schema =
+        serde_json::json!({ "$ref": format!("#/components/schemas/{name}"), "components": document["components"] });
+    jsonschema::validator_for(&schema).unwrap_or_else(|error| panic!("schema {name}: {error}"))
+}
+
+pub fn assert_valid(document: &Value, name: &str, instance: &Value) {
+    let validator = component(document, name);
+    let errors: Vec<String> = validator.iter_errors(instance).map(|error| error.to_string()).collect();
+    assert!(errors.is_empty(), "{name} rejects {instance}: {errors:?}");
 }

@@ -18,7 +18,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub use commands::Harness as Commands;
+#[allow(unused_imports)] // Each test binary uses its own part of the harness.
+pub use commands::{Harness as Commands, assert_valid};
 
 pub struct Harness {
     pub commands: Commands,
