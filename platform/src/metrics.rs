@@ -37,6 +37,18 @@ pub const COMMAND_PRODUCE_FAILURES_TOTAL: &str = "chatsdk_command_produce_failur
 pub const COMMAND_POSITION_WAITS_TOTAL: &str = "chatsdk_command_position_waits_total";
 /// Sends answered as retries of an earlier send, by where the original was found (`memory`, `read_model`).
 pub const COMMAND_RETRIED_SENDS_TOTAL: &str = "chatsdk_command_retried_sends_total";
+/// Open WebSockets on this query node.
+pub const QUERY_WS_CONNECTIONS: &str = "chatsdk_query_ws_connections";
+/// Event frames written to sockets.
+pub const QUERY_WS_DELIVERIES_TOTAL: &str = "chatsdk_query_ws_deliveries_total";
+/// Sockets told to resync, by reason (`token_too_old`, `slow_consumer`).
+pub const QUERY_WS_RESYNCS_TOTAL: &str = "chatsdk_query_ws_resyncs_total";
+/// Records of the event log this node's tail has read.
+pub const QUERY_TAIL_RECORDS_TOTAL: &str = "chatsdk_query_tail_records_total";
+/// Seconds from an event's `occurred_at` to this node's tail reading it.
+pub const QUERY_TAIL_DELAY_SECONDS: &str = "chatsdk_query_tail_delay_seconds";
+/// `/v1/sync` events returned.
+pub const QUERY_SYNC_EVENTS_TOTAL: &str = "chatsdk_query_sync_events_total";
 
 const LATENCY_BUCKETS_SECONDS: &[f64] =
     &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

@@ -12,6 +12,7 @@ use axum::response::Response;
 use chatsdk_client::views::{ClientFrame, ServerFrame};
 use chatsdk_platform::api::auth::{Actor, authenticate};
 use chatsdk_platform::api::error::ApiError;
+use chatsdk_platform::metrics as names;
 use chatsdk_schemas::ids::{AppId, ChannelId, UserId};
 use rdkafka::producer::FutureRecord;
 use tokio::sync::mpsc;
@@ -146,6 +147,7 @@ impl Socket {
         let started = match started {
             Ok(started) => started,
             Err(StartError::TokenTooOld) => {
+                metrics::counter!(names::QUERY_WS_RESYNCS_TOTAL, "reason" => "token_too_old").increment(1);
                 let token = token.unwrap_or_default().encode(&self.fingerprint);
                 let _ = self.frame(&ServerFrame::Resync { reason: "token_too_old".to_owned(), token }).await;
                 let _ = self.close(TRY_AGAIN_LATER, "resync").await;
@@ -156,11 +158,11 @@ impl Socket {
                 return;
             }
         };
-        metrics::gauge!("query_ws_connections").increment(1.0);
+        metrics::gauge!(names::QUERY_WS_CONNECTIONS).increment(1.0);
         let id = started.id;
         let _ = self.serve(started, &mut inbox).await;
         self.state.hub.unregister(id);
-        metrics::gauge!("query_ws_connections").decrement(1.0);
+        metrics::gauge!(names::QUERY_WS_CONNECTIONS).decrement(1.0);
     }
 
     async fn serve(&mut self, started: crate::hub::Started, inbox: &mut mpsc::Receiver<Outbound>) -> Result<(), End> {
@@ -186,7 +188,7 @@ impl Socket {
             tokio::select! {
                 () = started.overflow.notify.notified() => {
                     if started.overflow.happened.load(std::sync::atomic::Ordering::Acquire) {
-                        metrics::counter!("query_ws_resyncs_total", "reason" => "slow_consumer").increment(1);
+                        metrics::counter!(names::QUERY_WS_RESYNCS_TOTAL, "reason" => "slow_consumer").increment(1);
                         let token = cursor.encode(&self.fingerprint);
                         self.frame(&ServerFrame::Resync { reason: "slow_consumer".to_owned(), token }).await?;
                         return self.close(TRY_AGAIN_LATER, "resync").await;
@@ -250,7 +252,7 @@ impl Socket {
             r#"{{"type":"event","position":{{"partition":{},"offset":{}}},"token":"{token}","event":{}}}"#,
             item.partition, item.offset, event.json
         );
-        metrics::counter!("query_ws_deliveries_total").increment(1);
+        metrics::counter!(names::QUERY_WS_DELIVERIES_TOTAL).increment(1);
         self.text(frame).await
     }
 

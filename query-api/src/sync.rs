@@ -130,6 +130,7 @@ pub async fn sync(State(state): State<Arc<AppState>>, read: Read) -> Result<Json
     let token = SyncToken::decode(token, &fingerprint)
         .map_err(|error| ApiError::bad_request("invalid_token", error.to_string()))?;
     let (events, next, has_more) = changes(&state, actor, &token, limit).await?;
+    metrics::counter!(chatsdk_platform::metrics::QUERY_SYNC_EVENTS_TOTAL).increment(events.len() as u64);
     Ok(Json(SyncPage { events, next_token: next.encode(&fingerprint), has_more, channels: None }))
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_platform::metrics as names;
 use chatsdk_schemas::ids::{AppId, ChannelId, UserId};
 use chatsdk_schemas::{DecodeError, EventDecoder};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -64,6 +65,7 @@ async fn tail(
             None => Item { partition, offset, event: None },
             Some(bytes) => decode(decoder, bytes, partition, offset).await,
         };
+        metrics::counter!(names::QUERY_TAIL_RECORDS_TOTAL).increment(1);
         hub.dispatch(item);
     }
 }
@@ -73,7 +75,11 @@ async fn decode(decoder: &EventDecoder, bytes: &[u8], partition: i32, offset: i6
     let mut backoff = Duration::from_millis(100);
     loop {
         match decoder.decode(bytes).await {
-            Ok(envelope) => return Item::from_envelope(partition, offset, &envelope),
+            Ok(envelope) => {
+                let delay = chrono::Utc::now().signed_duration_since(envelope.occurred_at);
+                metrics::histogram!(names::QUERY_TAIL_DELAY_SECONDS).record(delay.as_seconds_f64().max(0.0));
+                return Item::from_envelope(partition, offset, &envelope);
+            }
             Err(DecodeError::RegistryUnavailable(error)) => {
                 tracing::warn!(error = %error, partition, offset, "registry unavailable; retrying the decode");
                 tokio::time::sleep(backoff).await;
