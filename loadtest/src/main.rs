@@ -1,9 +1,11 @@
-//! The ChatSDK load generator. Today: `send-bench`, the command path against its physical bounds (issue 5).
-//! The seed's scenarios (steady, spike, heavy, upload storm) come with the loadtest issue.
+//! The ChatSDK load generator. Today: `send-bench`, the command path against its physical bounds (issue 5),
+//! and `query-bench`, reads, sync and realtime delivery (issue 6). The seed's scenarios (steady, spike, heavy,
+//! upload storm) come with the loadtest issue.
 
 #![allow(clippy::print_stdout)] // a command-line tool: results on stdout, progress on stderr
 
 mod measure;
+mod query_bench;
 mod send_bench;
 mod stack;
 
@@ -14,7 +16,12 @@ const USAGE: &str = "usage: loadtest send-bench [--rate 1000] [--seconds 20] [--
                           [--users-per-channel 10] [--partitions 12] [--text-bytes 120]
                           [--bin-dir DIR] [--json PATH]
   Needs the local stack (infra/local/stack up; eval \"$(infra/local/stack env)\") and release binaries of
-  command-api and projector next to this one (cargo build --release -p command-api -p projector -p loadtest).";
+  command-api and projector next to this one (cargo build --release -p command-api -p projector -p loadtest).
+       loadtest query-bench [--seconds 10] [--rate 1000] [--read-rate 500] [--channels 100]
+                          [--users-per-channel 10] [--history 100] [--sockets 18000] [--fanout-channels 10]
+                          [--fanout-rate 50] [--partitions 12] [--bin-dir DIR] [--json PATH]
+  Also needs query-api's release binary, and an open-file limit above --sockets for this process and the
+  query API it starts (ulimit -n \"$(ulimit -Hn)\").";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -46,11 +53,70 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("query-bench") => match query_options(&arguments[1..]) {
+            Ok(options) => match query_bench::run(options).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("loadtest query-bench: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("{error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn query_options(arguments: &[String]) -> Result<query_bench::Options, String> {
+    let mut options = query_bench::Options {
+        seconds: 10,
+        rate: 1000.0,
+        read_rate: 500.0,
+        channels: 100,
+        users_per_channel: 10,
+        history: 100,
+        sockets: 18_000,
+        fanout_channels: 10,
+        fanout_rate: 50.0,
+        partitions: 12,
+        bin_dir: stack::default_bin_dir(),
+        json: None,
+    };
+    let mut iter = arguments.iter();
+    while let Some(flag) = iter.next() {
+        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
+        match flag.as_str() {
+            "--seconds" => options.seconds = number()?,
+            "--rate" => options.rate = number()? as f64,
+            "--read-rate" => options.read_rate = number()? as f64,
+            "--channels" => options.channels = number()? as usize,
+            "--users-per-channel" => options.users_per_channel = number()? as usize,
+            "--history" => options.history = number()? as usize,
+            "--sockets" => options.sockets = number()? as usize,
+            "--fanout-channels" => options.fanout_channels = number()? as usize,
+            "--fanout-rate" => options.fanout_rate = number()? as f64,
+            "--partitions" => options.partitions = number()? as i32,
+            "--bin-dir" => options.bin_dir = PathBuf::from(value),
+            "--json" => options.json = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let positive =
+        [options.seconds, options.channels as u64, options.users_per_channel as u64, options.fanout_channels as u64];
+    if positive.contains(&0) || options.rate <= 0.0 || options.read_rate <= 0.0 || options.fanout_rate <= 0.0 {
+        return Err("seconds, rates, channels, users per channel and fan-out channels must be positive".to_owned());
+    }
+    Ok(options)
 }
 
 fn options(arguments: &[String]) -> Result<send_bench::Options, String> {

@@ -30,19 +30,27 @@ pub struct RunStats {
     pub max_ms: f64,
 }
 
-struct Recorder {
+/// Latencies and errors of one run.
+#[derive(Debug)]
+pub struct Recorder {
     histogram: Histogram<u64>,
     errors: BTreeMap<String, u64>,
 }
 
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Recorder {
-    fn new() -> Self {
+    pub fn new() -> Self {
         // 1 µs to 60 s at 3 significant digits.
         let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"));
         Self { histogram, errors: BTreeMap::new() }
     }
 
-    fn record(&mut self, latency: Duration, outcome: Result<(), String>) {
+    pub fn record(&mut self, latency: Duration, outcome: Result<(), String>) {
         match outcome {
             Ok(()) => {
                 let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, 60_000_000);
@@ -52,7 +60,7 @@ impl Recorder {
         }
     }
 
-    fn finish(self, label: &str, mode: &str, elapsed: Duration) -> RunStats {
+    pub fn finish(self, label: &str, mode: &str, elapsed: Duration) -> RunStats {
         let ms = |quantile: f64| self.histogram.value_at_quantile(quantile) as f64 / 1000.0;
         let ok = self.histogram.len();
         RunStats {

@@ -19,7 +19,7 @@ use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
 use crate::measure::{RunStats, closed_loop, fixed_rate, markdown};
-use crate::stack::{Process, Stack, Usage, free_port, usage};
+use crate::stack::{Deployment, Process, Stack, Usage, free_port, usage};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -61,53 +61,16 @@ fn text(bytes: usize) -> String {
 
 pub async fn run(options: Options) -> anyhow::Result<String> {
     let stack = Stack::from_env()?;
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let topic = format!("bench.commands.{id}");
-    let database = format!("bench_{id}");
-    let log_dir = std::env::temp_dir().join(format!("chatsdk-loadtest-{id}"));
-    stack.create_topic(&topic, options.partitions).await?;
-    stack.create_topic(&format!("{topic}.dlq"), 1).await?;
-    let database_url = stack.create_database(&database).await?;
-    let outcome = bench(&stack, &options, &topic, &database_url, &log_dir).await;
-    // Clean up whatever happened.
-    let _ = stack.drop_database(&database).await;
-    let _ = stack.delete_topic(&topic).await;
-    let _ = stack.delete_topic(&format!("{topic}.dlq")).await;
-    if outcome.is_ok() {
-        let _ = std::fs::remove_dir_all(&log_dir);
-    } else {
-        eprintln!("service logs kept in {}", log_dir.display());
-    }
+    let deployment = Deployment::start(&stack, &options.bin_dir, options.partitions, false).await?;
+    let outcome = bench(&stack, &options, &deployment).await;
+    deployment.stop(&stack, outcome.is_err()).await;
     outcome
 }
 
-async fn bench(
-    stack: &Stack,
-    options: &Options,
-    topic: &str,
-    database_url: &str,
-    log_dir: &std::path::Path,
-) -> anyhow::Result<String> {
-    let group = format!("bench-projector-{}", uuid::Uuid::new_v4().simple());
-    let admin_token = uuid::Uuid::new_v4().simple().to_string();
-    let common = vec![("CHATSDK_POSTGRES__URL", database_url.to_owned()), ("CHATSDK_LOG__FILTER", "warn".to_owned())];
-    let mut projector_env = common.clone();
-    projector_env.extend([
-        ("CHATSDK_CONSUMER__TOPIC", topic.to_owned()),
-        ("CHATSDK_CONSUMER__DLQ_TOPIC", format!("{topic}.dlq")),
-        ("CHATSDK_CONSUMER__GROUP_ID", group.clone()),
-    ]);
-    let projector =
-        Process::start("projector", &options.bin_dir.join("projector"), free_port()?, &projector_env, log_dir).await?;
-    let mut api_env = common;
-    api_env.extend([
-        ("CHATSDK_EVENTS__TOPIC", topic.to_owned()),
-        ("CHATSDK_AUTHZ__PROJECTOR_CONSUMER", group.clone()),
-        ("CHATSDK_AUTH__ADMIN_TOKEN", admin_token.clone()),
-    ]);
-    let api =
-        Process::start("command-api", &options.bin_dir.join("command-api"), free_port()?, &api_env, log_dir).await?;
+async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> anyhow::Result<String> {
+    let (api, log_dir) = (&deployment.api, deployment.log_dir.as_path());
     let api_pid = api.pid().context("command-api pid")?;
+    let admin_token = deployment.admin_token.clone();
 
     // Tenancy: one app, channels of `users_per_channel` members each; every user sends in their channel.
     let app = create_app(&api.url, &admin_token, &"bench".parse()?).await?;
@@ -164,7 +127,7 @@ async fn bench(
     anyhow::ensure!(warm_up.ok > 0, "no send succeeded during warm-up: {:?}", warm_up.errors);
     let idle_rss = usage(api_pid).rss_mib;
     // Each phase starts with the projector caught up, so no phase pays for the previous one's backlog.
-    let caught_up = || wait_caught_up(stack, database_url, &group, topic, options.partitions);
+    let caught_up = || deployment.wait_caught_up(stack, options.partitions);
     caught_up().await?;
 
     let before = usage(api_pid);
@@ -179,7 +142,7 @@ async fn bench(
     // Bound 1: raw produce of the same bytes, same producer settings, each task awaiting its delivery.
     let encoder = EventEncoder::new(
         RegistrySettings::new(&stack.registry.url, Duration::from_millis(stack.registry.timeout_ms)),
-        topic,
+        &deployment.topic,
     )?;
     let sample = Envelope::new(
         "bench".parse()?,
@@ -197,7 +160,7 @@ async fn bench(
     );
     let payload = Arc::new(encoder.encode(&sample).await?);
     let producer = stack.kafka.producer("loadtest")?;
-    let raw_topic = format!("{topic}.dlq"); // same broker and settings; keeps the projector out of it
+    let raw_topic = format!("{}.dlq", deployment.topic); // same broker and settings; keeps the projector out of it
     let produce = {
         let (producer, payload, raw_topic) = (producer.clone(), Arc::clone(&payload), raw_topic.clone());
         let channels = options.channels;
@@ -254,8 +217,6 @@ async fn bench(
     caught_up().await?;
     runs.push(closed_loop("bare axum 202", options.workers, duration, post).await);
     bare.stop().await;
-    api.stop().await;
-    projector.stop().await;
 
     let report = Report {
         options: format!("{options:?}"),
@@ -287,40 +248,7 @@ async fn bench(
     ))
 }
 
-/// Waits until the projector has applied everything in the topic; returns how long that took.
-async fn wait_caught_up(
-    stack: &Stack,
-    database_url: &str,
-    group: &str,
-    topic: &str,
-    partitions: i32,
-) -> anyhow::Result<Duration> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let started = std::time::Instant::now();
-    let consumer: BaseConsumer = stack.kafka.consumer_config("loadtest", None).create()?;
-    let mut end = 0;
-    for partition in 0..partitions {
-        end += consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?.1;
-    }
-    let pool = sqlx::PgPool::connect(database_url).await?;
-    loop {
-        let applied: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(next_offset), 0)::bigint FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
-        )
-        .bind(group)
-        .bind(topic)
-        .fetch_one(&pool)
-        .await?;
-        if applied >= end {
-            pool.close().await;
-            return Ok(started.elapsed());
-        }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "the projector did not catch up in 5 minutes");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

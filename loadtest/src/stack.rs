@@ -159,3 +159,135 @@ pub fn usage(pid: u32) -> Usage {
 pub fn default_bin_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)).unwrap_or_default()
 }
+
+/// A private deployment on the local stack: its own topics and database, a projector, a command API and
+/// optionally a query API, as release binaries in separate processes.
+#[derive(Debug)]
+pub struct Deployment {
+    pub topic: String,
+    pub group: String,
+    pub database_url: String,
+    pub admin_token: String,
+    pub log_dir: PathBuf,
+    pub projector: Process,
+    pub api: Process,
+    pub query: Option<Process>,
+    database: String,
+    topics: Vec<String>,
+}
+
+impl Deployment {
+    pub async fn start(stack: &Stack, bin_dir: &Path, partitions: i32, with_query: bool) -> anyhow::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let topic = format!("bench.commands.{id}");
+        let (dlq, ephemeral) = (format!("{topic}.dlq"), format!("bench.ephemeral.{id}"));
+        let database = format!("bench_{id}");
+        let log_dir = std::env::temp_dir().join(format!("chatsdk-loadtest-{id}"));
+        stack.create_topic(&topic, partitions).await?;
+        stack.create_topic(&dlq, 1).await?;
+        stack.create_topic(&ephemeral, 1).await?;
+        let database_url = stack.create_database(&database).await?;
+        let group = format!("bench-projector-{id}");
+        let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        let common = vec![("CHATSDK_POSTGRES__URL", database_url.clone()), ("CHATSDK_LOG__FILTER", "warn".to_owned())];
+        let mut projector_env = common.clone();
+        projector_env.extend([
+            ("CHATSDK_CONSUMER__TOPIC", topic.clone()),
+            ("CHATSDK_CONSUMER__DLQ_TOPIC", dlq.clone()),
+            ("CHATSDK_CONSUMER__GROUP_ID", group.clone()),
+        ]);
+        let projector =
+            Process::start("projector", &bin_dir.join("projector"), free_port()?, &projector_env, &log_dir).await?;
+        let mut api_env = common.clone();
+        api_env.extend([
+            ("CHATSDK_EVENTS__TOPIC", topic.clone()),
+            ("CHATSDK_AUTHZ__PROJECTOR_CONSUMER", group.clone()),
+            ("CHATSDK_AUTH__ADMIN_TOKEN", admin_token.clone()),
+        ]);
+        let api = Process::start("command-api", &bin_dir.join("command-api"), free_port()?, &api_env, &log_dir).await?;
+        let query = if with_query {
+            let mut query_env = common;
+            query_env.extend([
+                ("CHATSDK_EVENTS__TOPIC", topic.clone()),
+                ("CHATSDK_EVENTS__EPHEMERAL_TOPIC", ephemeral.clone()),
+                ("CHATSDK_READS__PROJECTOR_CONSUMER", group.clone()),
+                ("CHATSDK_REALTIME__MAX_CONNECTIONS", "1000000".to_owned()),
+            ]);
+            Some(Process::start("query-api", &bin_dir.join("query-api"), free_port()?, &query_env, &log_dir).await?)
+        } else {
+            None
+        };
+        Ok(Self {
+            topic: topic.clone(),
+            group,
+            database_url,
+            admin_token,
+            log_dir,
+            projector,
+            api,
+            query,
+            database,
+            topics: vec![topic, dlq, ephemeral],
+        })
+    }
+
+    /// Stops the services and deletes the topics and the database; keeps the logs when `failed`.
+    pub async fn stop(self, stack: &Stack, failed: bool) {
+        if let Some(query) = self.query {
+            query.stop().await;
+        }
+        self.api.stop().await;
+        self.projector.stop().await;
+        let _ = stack.drop_database(&self.database).await;
+        for topic in &self.topics {
+            let _ = stack.delete_topic(topic).await;
+        }
+        if failed {
+            eprintln!("service logs kept in {}", self.log_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+    }
+
+    /// Waits until the projector has applied everything in the topic; returns how long that took.
+    pub async fn wait_caught_up(&self, stack: &Stack, partitions: i32) -> anyhow::Result<Duration> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let started = Instant::now();
+        let consumer: BaseConsumer = stack.kafka.consumer_config("loadtest", None).create()?;
+        let mut end = 0;
+        for partition in 0..partitions {
+            end += consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(10))?.1;
+        }
+        let pool = sqlx::PgPool::connect(&self.database_url).await?;
+        loop {
+            let applied: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
+            )
+            .bind(&self.group)
+            .bind(&self.topic)
+            .fetch_one(&pool)
+            .await?;
+            if applied >= end {
+                pool.close().await;
+                return Ok(started.elapsed());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(300),
+                "the projector did not catch up in 5 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// This process's open-file limit (sockets are files; children inherit it). Raise it in the shell first:
+/// `ulimit -n "$(ulimit -Hn)"`.
+pub fn file_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|line| line.starts_with("Max open files"))?.to_owned();
+            line.split_whitespace().nth(3)?.parse().ok()
+        })
+        .unwrap_or(1024)
+}
