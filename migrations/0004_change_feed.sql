@@ -9,9 +9,12 @@ CREATE TABLE channel_events (
     kafka_offset    BIGINT  NOT NULL,
     -- The envelope as the schemas crate writes it (Envelope::to_value); WebSocket frames carry the same.
     event           JSONB   NOT NULL,
+    -- For events that carry a message's content (message.sent, message.edited): a hard delete scrubs them.
+    message_id      UUID,
     PRIMARY KEY (kafka_partition, kafka_offset)
 );
 CREATE INDEX channel_events_by_channel ON channel_events (app_id, channel_id, kafka_offset);
+CREATE INDEX channel_events_by_message ON channel_events (app_id, message_id) WHERE message_id IS NOT NULL;
 
 -- One row per stretch of membership: from the event that made the user a member to the one that ended it.
 -- Both ends are inclusive: a member sees the event that added them and the one that removed them.

@@ -242,7 +242,7 @@ async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> any
 
     // 4. Send → delivery at every other member's socket.
     let (delivery, expected, received, duplicates) = send_to_delivery(&tenant, &members, options, duration).await?;
-    runs.push(delivery);
+    runs.extend(delivery);
 
     // 5. Idle sockets, members of the fan-out channels (added before they connect).
     let audience: Vec<UserId> = (0..options.sockets).map(|i| format!("f{i}").parse()).collect::<Result<_, _>>()?;
@@ -404,18 +404,22 @@ async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> any
     ))
 }
 
+/// (receiving member, sequence) → (first receipt, times received).
+type Receipts = HashMap<(usize, u64), (Instant, u32)>;
+
 /// Phase 4: every member connected; sends at `rate` from random members; each other member's socket must
-/// receive each accepted message exactly once. Returns the latency run, expected, received and duplicates.
+/// receive each accepted message exactly once. Returns the runs (send acknowledgement, send → delivery,
+/// acknowledgement → delivery), and the deliveries expected, received and duplicated.
 async fn send_to_delivery(
     tenant: &Arc<Tenant>,
     members: &Arc<Vec<(UserId, ChannelId)>>,
     options: &Options,
     duration: Duration,
-) -> anyhow::Result<(RunStats, u64, u64, u64)> {
+) -> anyhow::Result<(Vec<RunStats>, u64, u64, u64)> {
     // Scheduled start of each send by its sequence number; receivers look it up.
     let starts: Arc<Mutex<HashMap<u64, (Instant, usize)>>> = Arc::default();
     let recorder = Arc::new(Mutex::new(Recorder::new()));
-    let seen: Arc<Mutex<HashMap<(usize, u64), u32>>> = Arc::default();
+    let seen: Arc<Mutex<Receipts>> = Arc::default();
     let mut receivers = JoinSet::new();
     for (index, (user, _)) in members.iter().enumerate() {
         let mut socket = connect(&tenant.socket_url(user)).await.map_err(|error| anyhow::anyhow!(error))?;
@@ -430,13 +434,15 @@ async fn send_to_delivery(
                 {
                     recorder.lock().unwrap_or_else(PoisonError::into_inner).record(start.elapsed(), Ok(()));
                 }
-                *seen.lock().unwrap_or_else(PoisonError::into_inner).entry((index, sequence)).or_default() += 1;
+                let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                seen.entry((index, sequence)).or_insert((Instant::now(), 0)).1 += 1;
             }
         });
     }
     let senders: Arc<Vec<(Client, ChannelId)>> =
         Arc::new(members.iter().map(|(user, channel)| (tenant.user(user), channel.clone())).collect());
-    let accepted: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
+    // (sequence, sender, acknowledged at).
+    let accepted: Arc<Mutex<Vec<(u64, usize, Instant)>>> = Arc::default();
     let send = {
         let (senders, starts, accepted) = (Arc::clone(&senders), Arc::clone(&starts), Arc::clone(&accepted));
         move |i: u64| {
@@ -447,12 +453,12 @@ async fn send_to_delivery(
             async move {
                 let text = format!("seq:{i}: a message of ordinary length to every member of the channel");
                 client.send_message(&channel, &SendMessage::text(text)).await.map_err(|error| error.to_string())?;
-                accepted.lock().unwrap_or_else(PoisonError::into_inner).push((i, sender));
+                accepted.lock().unwrap_or_else(PoisonError::into_inner).push((i, sender, Instant::now()));
                 Ok(())
             }
         }
     };
-    let sending = fixed_rate("send (HTTP ack)", options.rate, duration, 10_000, send).await;
+    let sending = fixed_rate("send with 1,000 sockets open", options.rate, duration, 10_000, send).await;
     // Every other member of the sender's channel must have it once; wait for stragglers (bounded).
     let accepted = accepted.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let by_channel: HashMap<&ChannelId, Vec<usize>> =
@@ -462,7 +468,7 @@ async fn send_to_delivery(
         });
     let wanted: Vec<(usize, u64)> = accepted
         .iter()
-        .flat_map(|&(sequence, sender)| {
+        .flat_map(|&(sequence, sender, _)| {
             by_channel[&members[sender].1]
                 .iter()
                 .filter(move |member| **member != sender)
@@ -484,13 +490,22 @@ async fn send_to_delivery(
     while receivers.join_next().await.is_some() {}
     let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
     let received = wanted.iter().filter(|key| seen.contains_key(key)).count() as u64;
-    let duplicates = seen.values().filter(|count| **count > 1).count() as u64;
+    let duplicates = seen.values().filter(|(_, count)| *count > 1).count() as u64;
+    // From the sender's acknowledgement to each receipt (0 when the socket had it first).
+    let mut after_ack = Recorder::new();
+    for (sequence, sender, acked) in &accepted {
+        for member in by_channel[&members[*sender].1].iter().filter(|member| *member != sender) {
+            if let Some((received_at, _)) = seen.get(&(*member, *sequence)) {
+                after_ack.record(received_at.saturating_duration_since(*acked), Ok(()));
+            }
+        }
+    }
     let recorder = Arc::try_unwrap(recorder).map_err(|_| anyhow::anyhow!("recorder still shared"))?;
     let recorder = recorder.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let mut delivery =
-        recorder.finish("send → delivery (each other member)", "open", Duration::from_secs_f64(sending.seconds));
-    delivery.label = format!("send → delivery at {:.0} msg/s (HTTP ack p99 {:.1} ms)", options.rate, sending.p99_ms);
-    Ok((delivery, wanted.len() as u64, received, duplicates))
+    let window = Duration::from_secs_f64(sending.seconds);
+    let delivery = recorder.finish("send → delivery at each other member", "open loop (from scheduled send)", window);
+    let after_ack = after_ack.finish("ack → delivery at each other member", "open loop (from the send's 202)", window);
+    Ok((vec![sending, delivery, after_ack], wanted.len() as u64, received, duplicates))
 }
 
 /// The `seq:N:` a phase-4 message carries, if this frame is one.

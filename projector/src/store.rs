@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use chatsdk_schemas::events::{Attachment, ChannelType, Role};
+use chatsdk_schemas::events::{Attachment, ChannelType, Event, Role};
 use chatsdk_schemas::ids::{AppId, ChannelId, MessageId};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -876,27 +876,60 @@ async fn write_change_feed(connection: &mut PgConnection, events: &[&PositionedE
         partitions: Vec<i32>,
         offsets: Vec<i64>,
         events: Vec<serde_json::Value>,
+        messages: Vec<Option<Uuid>>,
     }
     let mut rows = Columns::default();
+    let mut purged: (Vec<String>, Vec<Uuid>) = Default::default();
     for event in events {
-        rows.apps.push(event.envelope.app_id.to_string());
-        rows.channels.push(event.envelope.channel_id.to_string());
+        let envelope = &event.envelope;
+        rows.apps.push(envelope.app_id.to_string());
+        rows.channels.push(envelope.channel_id.to_string());
         rows.partitions.push(event.partition);
         rows.offsets.push(event.offset);
-        rows.events.push(event.envelope.to_value());
+        rows.events.push(envelope.to_value());
+        rows.messages.push(match &envelope.event {
+            Event::MessageSent(sent) => Some(*sent.message_id.as_uuid()),
+            Event::MessageEdited(edited) => Some(*edited.message_id.as_uuid()),
+            _ => None,
+        });
+        if let Event::MessageDeleted(deleted) = &envelope.event
+            && deleted.hard
+        {
+            purged.0.push(envelope.app_id.to_string());
+            purged.1.push(*deleted.message_id.as_uuid());
+        }
     }
     sqlx::query!(
-        "INSERT INTO channel_events (app_id, channel_id, kafka_partition, kafka_offset, event) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::jsonb[])",
+        "INSERT INTO channel_events (app_id, channel_id, kafka_partition, kafka_offset, event, message_id) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::jsonb[], $6::uuid[])",
         &rows.apps,
         &rows.channels,
         &rows.partitions,
         &rows.offsets,
         &rows.events,
+        &rows.messages as &[Option<Uuid>],
     )
     .execute(&mut *connection)
     .await
     .context("writing the change feed")?;
+    if !purged.0.is_empty() {
+        // A hard delete purges the content from the feed too, as from `messages`: a sync from an older token
+        // must not bring it back.
+        sqlx::query!(
+            r#"UPDATE channel_events e
+               SET event = jsonb_set(e.event, '{payload}',
+                   (e.event->'payload') - 'custom' || '{"text": "", "mentions": []}'::jsonb
+                   || CASE WHEN e.event->'payload' ? 'attachments' THEN '{"attachments": []}'::jsonb
+                           ELSE '{}'::jsonb END)
+               FROM UNNEST($1::text[], $2::uuid[]) AS p(app_id, message_id)
+               WHERE e.app_id = p.app_id AND e.message_id = p.message_id"#,
+            &purged.0,
+            &purged.1,
+        )
+        .execute(&mut *connection)
+        .await
+        .context("purging hard-deleted content from the change feed")?;
+    }
     Ok(())
 }
 

@@ -151,6 +151,9 @@ impl Config {
         })?;
         ensure(realtime.ping_interval_ms > 0 && realtime.ping_interval_ms < realtime.idle_timeout_ms, || {
             "realtime.ping_interval_ms must be positive and below realtime.idle_timeout_ms".to_owned()
+        })?;
+        ensure(realtime.heartbeat_interval_ms >= 2 && realtime.write_timeout_ms > 0, || {
+            "realtime.heartbeat_interval_ms (at least 2) and realtime.write_timeout_ms must be positive".to_owned()
         })
     }
 }

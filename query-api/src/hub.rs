@@ -37,6 +37,9 @@ pub struct LoggedItem {
     pub membership: Vec<(UserId, bool)>,
     /// For `message.sent`: the id, so a retried send appended twice is delivered once.
     pub sent: Option<MessageId>,
+    /// A `channel.created`: a second one for the same channel (two nodes creating it at once) is refused by
+    /// the projector, so the hub ignores it too.
+    pub creates: bool,
     /// The envelope as JSON text (`Envelope::to_value`), serialized once for every receiver.
     pub json: Arc<str>,
 }
@@ -63,6 +66,7 @@ impl Item {
                 channel: envelope.channel_id.clone(),
                 membership,
                 sent,
+                creates: matches!(envelope.event, Event::ChannelCreated(_)),
                 json: envelope.to_value().to_string().into(),
             }),
         }
@@ -93,6 +97,11 @@ impl Spans {
 
     pub fn is_open(&self) -> bool {
         self.0.iter().any(|(_, to)| to.is_none())
+    }
+
+    /// Whether some span still covers an offset after `offset` (the connection must keep receiving).
+    pub fn reaches_beyond(&self, offset: i64) -> bool {
+        self.0.iter().any(|(_, to)| to.is_none_or(|to| to > offset))
     }
 
     fn open(&mut self, at: i64) {
@@ -157,13 +166,58 @@ struct Buffer {
     covered_from: i64,
     /// The offset after the last record seen.
     next: i64,
-    /// `message.sent` ids in the buffer, so a retried send appended twice is delivered once.
+    /// `message.sent` ids in the buffer (with the first one's offset), so a retried send appended twice is
+    /// delivered once.
     sent: HashMap<MessageId, i64>,
+    /// Channels created in the buffer, with the creating offset.
+    created: HashMap<(AppId, ChannelId), i64>,
+    /// Offsets of buffered records that are repeats (never delivered).
+    repeats: HashSet<i64>,
+}
+
+impl Buffer {
+    /// Whether `item` repeats an earlier event the projector ignores or refuses (a retried send, a second
+    /// create of one channel); remembers it otherwise.
+    fn is_repeat(&mut self, item: &Item) -> bool {
+        let Some(event) = &item.event else { return false };
+        if let Some(id) = event.sent {
+            return *self.sent.entry(id).or_insert(item.offset) != item.offset;
+        }
+        if event.creates {
+            let key = (event.app.clone(), event.channel.clone());
+            return *self.created.entry(key).or_insert(item.offset) != item.offset;
+        }
+        false
+    }
+
+    fn evict(&mut self, evicted: &Item) {
+        self.covered_from = evicted.offset + 1;
+        self.repeats.remove(&evicted.offset);
+        let Some(event) = &evicted.event else { return };
+        if let Some(id) = event.sent
+            && self.sent.get(&id) == Some(&evicted.offset)
+        {
+            self.sent.remove(&id);
+        }
+        if event.creates {
+            let key = (event.app.clone(), event.channel.clone());
+            if self.created.get(&key) == Some(&evicted.offset) {
+                self.created.remove(&key);
+            }
+        }
+    }
+
+    /// Index of the first buffered record at or after `offset`.
+    fn position_of(&self, offset: i64) -> usize {
+        self.items.partition_point(|item| item.offset < offset)
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     buffers: HashMap<i32, Buffer>,
+    /// Partitions whose tail has not reached the end it had at start: partition → that end.
+    catching_up: HashMap<i32, i64>,
     connections: HashMap<u64, Connection>,
     by_channel: HashMap<(AppId, ChannelId), HashSet<u64>>,
     by_user: HashMap<(AppId, UserId), HashSet<u64>>,
@@ -176,6 +230,10 @@ pub enum StartError {
     TokenTooOld,
     #[error("this node is not tailing the log yet")]
     NotReady,
+    /// The read model is further behind than this node's buffer: membership changes in between are known
+    /// to neither, so the connection could not be exact.
+    #[error("the read model is further behind than this node's buffer")]
+    ProjectionBehind,
 }
 
 /// A registered connection: what to replay before reading the queue.
@@ -193,6 +251,7 @@ pub struct Hub {
     state: Mutex<State>,
     capacity: usize,
     next_id: AtomicU64,
+    /// Set once the tail has read up to the log's end as it was when the tail started.
     ready: AtomicBool,
 }
 
@@ -214,20 +273,29 @@ impl Hub {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// The tail starts reading `partition` at `offset`.
-    pub fn start_partition(&self, partition: i32, offset: i64) {
+    /// The tail starts reading `partition` at `offset`; the hub is ready once every partition reached the
+    /// `end` given here (so a socket does not start while this node is still catching up).
+    pub fn start_partition(&self, partition: i32, offset: i64, end: i64) {
         let mut state = self.state();
-        state.buffers.entry(partition).or_insert_with(|| Buffer {
+        let state = &mut *state;
+        let buffer = state.buffers.entry(partition).or_insert_with(|| Buffer {
             items: VecDeque::new(),
             covered_from: offset,
             next: offset,
             sent: HashMap::new(),
+            created: HashMap::new(),
+            repeats: HashSet::new(),
         });
+        if buffer.next < end {
+            state.catching_up.insert(partition, end);
+        }
     }
 
-    /// Every partition is assigned: connections may start.
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Release);
+    /// Every partition is assigned: the hub is ready when none of them is still catching up.
+    pub fn assigned(&self) {
+        if self.state().catching_up.is_empty() {
+            self.ready.store(true, Ordering::Release);
+        }
     }
 
     pub fn connections(&self) -> usize {
@@ -254,21 +322,27 @@ impl Hub {
         if item.offset < buffer.next {
             return 0; // Already seen (a re-delivery after a seek).
         }
-        let repeat = match item.event.as_ref().and_then(|event| event.sent) {
-            Some(id) => buffer.sent.insert(id, item.offset).is_some(),
-            None => false,
-        };
+        let repeat = buffer.is_repeat(&item);
+        if repeat {
+            buffer.repeats.insert(item.offset);
+        }
         buffer.next = item.offset + 1;
         buffer.items.push_back(Arc::clone(&item));
         while buffer.items.len() > self.capacity {
             if let Some(evicted) = buffer.items.pop_front() {
-                buffer.covered_from = evicted.offset + 1;
-                if let Some(id) = evicted.event.as_ref().and_then(|event| event.sent) {
-                    buffer.sent.remove(&id);
-                }
+                buffer.evict(&evicted);
+            }
+        }
+        if state.catching_up.get(&item.partition).is_some_and(|end| buffer.next >= *end) {
+            state.catching_up.remove(&item.partition);
+            if state.catching_up.is_empty() {
+                self.ready.store(true, Ordering::Release);
             }
         }
         let Some(event) = &item.event else { return 0 };
+        if repeat {
+            return 0;
+        }
         for (user, added) in &event.membership {
             let ids = state.by_user.get(&(event.app.clone(), user.clone())).cloned().unwrap_or_default();
             for id in ids {
@@ -279,9 +353,6 @@ impl Hub {
                     }
                 }
             }
-        }
-        if repeat {
-            return 0;
         }
         let key = (event.app.clone(), event.channel.clone());
         let mut delivered = 0;
@@ -297,8 +368,9 @@ impl Hub {
                         Err(mpsc::error::TrySendError::Closed(_)) => {}
                     }
                 }
-                let member_now = connection.channels.get(&event.channel).is_some_and(|(_, spans)| spans.is_open());
-                if !member_now {
+                let stays =
+                    connection.channels.get(&event.channel).is_some_and(|(_, spans)| spans.reaches_beyond(item.offset));
+                if !stays {
                     departed.push(*id);
                 }
             }
@@ -306,6 +378,9 @@ impl Hub {
         if let Some(ids) = state.by_channel.get_mut(&key) {
             for id in &departed {
                 ids.remove(id);
+            }
+            if ids.is_empty() {
+                state.by_channel.remove(&key);
             }
         }
         for id in overflowed {
@@ -377,41 +452,53 @@ impl Hub {
             overflow: Arc::default(),
         };
         let mut cursor = SyncToken::default();
+        // A token too old first: the client can act on it (sync, then reconnect).
+        let too_old = |(partition, buffer): (&i32, &Buffer)| {
+            token.is_some_and(|token| token.next(*partition) < buffer.covered_from)
+        };
+        if state.buffers.iter().any(too_old) {
+            return Err(StartError::TokenTooOld);
+        }
         for (partition, buffer) in &state.buffers {
+            if connection.applied.next(*partition) < buffer.covered_from {
+                return Err(StartError::ProjectionBehind);
+            }
             match token {
                 Some(token) if token.next(*partition) < buffer.covered_from => return Err(StartError::TokenTooOld),
                 Some(token) => cursor.advance(*partition, token.next(*partition)),
                 None => cursor.advance(*partition, buffer.next),
             }
         }
-        // Membership changes the read model had not applied when the spans were read, then the replay.
+        // Membership changes the read model had not applied when the spans were read, then the replay: both
+        // start in the buffer where they are needed, not at its beginning.
         let mut partitions: Vec<_> = state.buffers.iter().collect();
         partitions.sort_by_key(|(partition, _)| **partition);
         let mut replay = Vec::new();
         for (partition, buffer) in partitions {
-            let mut delivered_sends = HashSet::new();
-            for item in &buffer.items {
+            let (applied, from) = (connection.applied.next(*partition), cursor.next(*partition));
+            for item in buffer.items.range(buffer.position_of(applied.min(from))..) {
                 let Some(event) = &item.event else { continue };
-                if &event.app != app {
+                if &event.app != app || buffer.repeats.contains(&item.offset) {
                     continue;
                 }
-                for (member, added) in &event.membership {
-                    if member == user {
-                        connection.follow(&event.channel, *partition, item.offset, *added);
+                if item.offset >= applied {
+                    for (member, added) in &event.membership {
+                        if member == user {
+                            connection.follow(&event.channel, *partition, item.offset, *added);
+                        }
                     }
                 }
-                let repeat = event.sent.is_some_and(|id| !delivered_sends.insert(id));
-                if !repeat
-                    && !cursor.covers(chatsdk_client::Position { partition: *partition, offset: item.offset })
-                    && connection.sees(&event.channel, item.offset)
-                {
+                if item.offset >= from && connection.sees(&event.channel, item.offset) {
                     replay.push(Arc::clone(item));
                 }
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        for (channel, (_, spans)) in &connection.channels {
-            if spans.is_open() {
+        for (channel, (partition, spans)) in &connection.channels {
+            // Every channel the user is in at this node's head or later — also one they leave at an offset
+            // the tail has not reached yet: its events up to the removal are still to come.
+            let head = state.buffers.get(partition).map_or(0, |buffer| buffer.next);
+            if spans.reaches_beyond(head - 1) {
                 state.by_channel.entry((app.clone(), channel.clone())).or_default().insert(id);
             }
         }
@@ -479,6 +566,7 @@ mod tests {
                 channel: id(channel),
                 membership: membership.iter().map(|(user, added)| (id(user), *added)).collect(),
                 sent: None,
+                creates: false,
                 json: format!("{{\"offset\":{offset}}}").into(),
             }),
         }
@@ -486,8 +574,8 @@ mod tests {
 
     fn hub(capacity: usize) -> Hub {
         let hub = Hub::new(capacity);
-        hub.start_partition(0, 0);
-        hub.set_ready();
+        hub.start_partition(0, 0, 0);
+        hub.assigned();
         hub
     }
 
@@ -583,8 +671,8 @@ mod tests {
     }
 
     #[test]
-    fn a_send_appended_twice_is_delivered_once() {
-        let hub = hub(100);
+    fn a_send_appended_twice_is_delivered_once_even_after_the_first_left_the_buffer() {
+        let hub = hub(2);
         let (sender, mut queue) = mpsc::channel(16);
         hub.register(&id("acme"), &id("bob"), bob(0), None, sender).unwrap();
         let message: MessageId = id("0190f5f0-0000-7000-8000-000000000001");
@@ -596,5 +684,77 @@ mod tests {
             hub.dispatch(sent);
         }
         assert_eq!(drain(&mut queue), vec![0]);
+        // The first send leaves the buffer; the repeat is still known as one.
+        hub.dispatch(item(2, "general", &[]));
+        let (sender, _queue) = mpsc::channel(16);
+        let mut token = SyncToken::default();
+        token.advance(0, 1);
+        let resumed = hub.register(&id("acme"), &id("bob"), bob(3), Some(&token), sender).unwrap();
+        assert_eq!(offsets(&resumed.replay), vec![2]);
+    }
+
+    #[test]
+    fn a_removal_the_tail_has_not_reached_still_delivers_up_to_it() {
+        // The read model already shows bob removed at offset 3; this node's tail is at offset 1.
+        let hub = Hub::new(100);
+        hub.start_partition(0, 0, 0);
+        hub.assigned();
+        hub.dispatch(item(0, "general", &[]));
+        let mut spans = Spans::default();
+        spans.push(0, Some(3));
+        let mut membership = Membership::default();
+        membership.channels.insert(id("general"), (0, spans));
+        membership.applied.advance(0, 4);
+        let (sender, mut queue) = mpsc::channel(16);
+        let started = hub.register(&id("acme"), &id("bob"), membership, None, sender).unwrap();
+        assert!(started.replay.is_empty());
+        for offset in 1..6 {
+            hub.dispatch(item(offset, "general", &[]));
+        }
+        assert_eq!(drain(&mut queue), vec![1, 2, 3], "up to and including the removal, then nothing");
+    }
+
+    #[test]
+    fn a_read_model_behind_the_buffer_refuses_connections() {
+        let hub = hub(2);
+        for offset in 0..5 {
+            hub.dispatch(item(offset, "general", &[]));
+        }
+        let (sender, _queue) = mpsc::channel(16);
+        let refused = hub.register(&id("acme"), &id("bob"), bob(1), None, sender.clone());
+        assert_eq!(refused.err(), Some(StartError::ProjectionBehind), "offsets 1..3 are in neither");
+        assert!(hub.register(&id("acme"), &id("bob"), bob(3), None, sender).is_ok());
+    }
+
+    #[test]
+    fn a_second_create_of_a_channel_is_ignored_like_the_projector_does() {
+        let hub = hub(100);
+        let (sender, mut queue) = mpsc::channel(16);
+        let started = hub.register(&id("acme"), &id("mallory"), Membership::default(), None, sender).unwrap();
+        let mut first = item(0, "general", &[("alice", true)]);
+        let mut second = item(1, "general", &[("mallory", true)]);
+        for created in [&mut first, &mut second] {
+            if let Some(event) = created.event.as_mut() {
+                event.creates = true;
+            }
+        }
+        hub.dispatch(first);
+        hub.dispatch(second);
+        hub.dispatch(item(2, "general", &[]));
+        assert!(drain(&mut queue).is_empty());
+        assert!(!hub.is_member(started.id, &id("general")));
+    }
+
+    #[test]
+    fn a_node_is_ready_once_its_tail_reached_the_end_it_started_with() {
+        let hub = Hub::new(100);
+        hub.start_partition(0, 0, 2);
+        hub.start_partition(1, 5, 5);
+        hub.assigned();
+        assert!(!hub.is_ready());
+        hub.dispatch(item(0, "general", &[]));
+        assert!(!hub.is_ready());
+        hub.dispatch(item(1, "general", &[]));
+        assert!(hub.is_ready());
     }
 }

@@ -481,11 +481,14 @@ pub async fn message(
         .pop()
         .filter(|view| view.channel_id == channel)
         .ok_or_else(not_found)?;
+    // A deleted message shows no reactions, so not who reacted either.
+    let limit: i64 = if view.deleted_at.is_some() { 0 } else { 100 };
     let rows = sqlx::query!(
         "SELECT emoji, user_id, created_at FROM reactions WHERE app_id = $1 AND message_id = $2 \
-         ORDER BY created_at DESC, emoji, user_id LIMIT 100",
+         ORDER BY created_at DESC, emoji, user_id LIMIT $3",
         app.as_str(),
         message.as_uuid(),
+        limit,
     )
     .fetch_all(&state.pool)
     .await

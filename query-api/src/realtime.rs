@@ -10,7 +10,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chatsdk_client::views::{ClientFrame, ServerFrame};
-use chatsdk_platform::api::auth::{Actor, authenticate};
+use chatsdk_platform::api::auth::{Actor, WRITE_SCOPE, authenticate};
 use chatsdk_platform::api::error::ApiError;
 use chatsdk_platform::metrics as names;
 use chatsdk_schemas::ids::{AppId, ChannelId, UserId};
@@ -153,8 +153,10 @@ impl Socket {
                 let _ = self.close(TRY_AGAIN_LATER, "resync").await;
                 return;
             }
-            Err(StartError::NotReady) => {
-                let _ = self.close(TRY_AGAIN_LATER, "not ready").await;
+            Err(error @ (StartError::NotReady | StartError::ProjectionBehind)) => {
+                let code = if error == StartError::NotReady { "realtime_unavailable" } else { "projection_behind" };
+                let _ = self.frame(&ServerFrame::Error { code: code.to_owned(), message: error.to_string() }).await;
+                let _ = self.close(TRY_AGAIN_LATER, "try again later").await;
                 return;
             }
         };
@@ -186,6 +188,8 @@ impl Socket {
         let mut ephemeral_budget = (Instant::now(), 0u32);
         loop {
             tokio::select! {
+                // An overflow first: once the hub dropped the queue, its end must not win over the resync.
+                biased;
                 () = started.overflow.notify.notified() => {
                     if started.overflow.happened.load(std::sync::atomic::Ordering::Acquire) {
                         metrics::counter!(names::QUERY_WS_RESYNCS_TOTAL, "reason" => "slow_consumer").increment(1);
@@ -214,6 +218,7 @@ impl Socket {
                             sent_token = cursor.clone();
                         }
                     }
+                    None if started.overflow.happened.load(std::sync::atomic::Ordering::Acquire) => {}
                     None => return Ok(()),
                 },
                 incoming = self.socket.recv() => {
@@ -269,6 +274,13 @@ impl Socket {
             ClientFrame::TypingStart { channel_id } => (channel_id, true),
             ClientFrame::TypingStop { channel_id } => (channel_id, false),
         };
+        if self.actor.require_scope(WRITE_SCOPE).is_err() {
+            let refusal = ServerFrame::Error {
+                code: "missing_scope".to_owned(),
+                message: format!("typing needs the {WRITE_SCOPE} scope"),
+            };
+            return self.frame(&refusal).await;
+        }
         if budget.0.elapsed() >= Duration::from_secs(1) {
             *budget = (Instant::now(), 0);
         }
@@ -355,6 +367,7 @@ async fn typing(state: Arc<AppState>, actor: Actor, channel: String, start: bool
     if actor.is_server {
         return Err(ApiError::bad_request("user_required", "typing is a user's: call it with a user token"));
     }
+    actor.require_scope(WRITE_SCOPE)?;
     let access = reader(&state.pool, &actor, &channel).await?;
     if access.role.is_none() {
         return Err(ApiError::forbidden("not_a_member", format!("you are not a member of {channel}")));

@@ -180,14 +180,23 @@ async fn changes(
     // Every partition the projector knows, with where this client stands in it.
     let (partitions, starts): (Vec<i32>, Vec<i64>) =
         applied.partitions().map(|(partition, _)| (partition, token.next(partition))).unzip();
+    // Per channel the caller belonged to: its events after both the span's start and the token's offset
+    // in the channel's partition, at most `limit + 1` of them (an index range scan); then the first
+    // `limit + 1` overall in (partition, offset) order.
     let events = sqlx::query!(
-        r#"SELECT e.kafka_partition, e.kafka_offset, e.event
+        r#"SELECT e.kafka_partition AS "kafka_partition!", e.kafka_offset AS "kafka_offset!", e.event AS "event!"
            FROM member_spans s
-           JOIN channel_events e
-             ON e.app_id = s.app_id AND e.channel_id = s.channel_id
-            AND e.kafka_offset >= s.from_offset AND (s.to_offset IS NULL OR e.kafka_offset <= s.to_offset)
-           JOIN UNNEST($3::int[], $4::bigint[]) AS t(partition, start)
-             ON t.partition = e.kafka_partition AND e.kafka_offset >= t.start
+           JOIN channels c ON c.app_id = s.app_id AND c.channel_id = s.channel_id
+           JOIN UNNEST($3::int[], $4::bigint[]) AS t(partition, start) ON t.partition = c.kafka_partition
+           CROSS JOIN LATERAL (
+               SELECT f.kafka_partition, f.kafka_offset, f.event
+               FROM channel_events f
+               WHERE f.app_id = s.app_id AND f.channel_id = s.channel_id
+                 AND f.kafka_offset >= GREATEST(s.from_offset, t.start)
+                 AND (s.to_offset IS NULL OR f.kafka_offset <= s.to_offset)
+               ORDER BY f.kafka_offset
+               LIMIT $5
+           ) e
            WHERE s.app_id = $1 AND s.user_id = $2 AND (s.to_offset IS NULL OR s.to_offset >= t.start)
            ORDER BY e.kafka_partition, e.kafka_offset
            LIMIT $5"#,

@@ -49,14 +49,14 @@ async fn tail(
     };
     let mut assignment = TopicPartitionList::new();
     let head = hub.head();
-    for (partition, start) in &starts {
+    for (partition, start, end) in &starts {
         // After a restart of the tail, continue where the hub stands.
         let start = head.partitions().find(|(known, _)| known == partition).map_or(*start, |(_, next)| next);
-        hub.start_partition(*partition, start);
+        hub.start_partition(*partition, start, *end);
         assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
     }
     consumer.assign(&assignment).context("assigning the partitions")?;
-    hub.set_ready();
+    hub.assigned();
     tracing::info!(topic, partitions = starts.len(), "tailing the event log");
     loop {
         let message = consumer.recv().await.context("reading the event log")?;
@@ -93,13 +93,13 @@ async fn decode(decoder: &EventDecoder, bytes: &[u8], partition: i32, offset: i6
     }
 }
 
-/// Per partition: `buffer` records before the end, or the start of the log.
-fn start_offsets(consumer: &impl Consumer, topic: &str, buffer: usize) -> anyhow::Result<Vec<(i32, i64)>> {
+/// Per partition: where to start (`buffer` records before the end, or the start of the log) and the end now.
+fn start_offsets(consumer: &impl Consumer, topic: &str, buffer: usize) -> anyhow::Result<Vec<(i32, i64, i64)>> {
     let mut starts = Vec::new();
     for partition in partitions_of(consumer, topic)? {
         let (low, high) =
             consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT).context("fetching watermarks")?;
-        starts.push((partition, (high - buffer as i64).max(low)));
+        starts.push((partition, (high - buffer as i64).max(low), high));
     }
     Ok(starts)
 }

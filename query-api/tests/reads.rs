@@ -326,6 +326,7 @@ async fn sync_after_a_mixed_stream_equals_the_history_endpoints() {
         for logged in &page.events {
             assert!(seen.insert((logged.position.partition, logged.position.offset)), "an event twice");
             assert_ne!(logged.event["channel_id"], private.as_str(), "another channel's event");
+            assert_ne!(logged.event["payload"]["text"], "offline 2", "a purged message's text stays purged");
             replica.apply(&logged.event);
         }
         token = page.next_token;

@@ -148,6 +148,8 @@ async fn a_token_older_than_the_buffer_gets_resync_and_sync_fills_the_gap() {
         sent.push(send(&alice, &channel, &format!("m{n}")).await);
     }
     messages(&mut watcher, 8).await;
+    // A read model behind the node's (tiny) buffer would refuse the connection for another reason.
+    harness.commands.wait_projected(9).await;
 
     let mut late = harness.connect(0, "bob", Some(&old)).await;
     match late.next(WAIT).await {
