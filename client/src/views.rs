@@ -47,6 +47,8 @@ pub struct MemberView {
     pub role: Role,
     pub joined_at: DateTime<Utc>,
     pub read_offset: Option<i64>,
+    /// Has a socket open on some query-api node (as the answering node knows it).
+    pub online: bool,
 }
 
 /// `GET /v1/channels/{channel_id}/members`, ordered by user id.

@@ -76,6 +76,8 @@ pub struct RealtimeConfig {
     pub max_connections: usize,
     /// How long a `typing.start` lasts at receivers without a renewal (sent along with the event).
     pub typing_ttl_ms: u64,
+    /// How often a node announces the users it holds; a node silent for three intervals is gone.
+    pub presence_interval_ms: u64,
 }
 
 impl Default for RealtimeConfig {
@@ -89,6 +91,7 @@ impl Default for RealtimeConfig {
             heartbeat_interval_ms: 15_000,
             max_connections: 50_000,
             typing_ttl_ms: 6_000,
+            presence_interval_ms: 20_000,
         }
     }
 }
@@ -152,9 +155,12 @@ impl Config {
         ensure(realtime.ping_interval_ms > 0 && realtime.ping_interval_ms < realtime.idle_timeout_ms, || {
             "realtime.ping_interval_ms must be positive and below realtime.idle_timeout_ms".to_owned()
         })?;
-        ensure(realtime.heartbeat_interval_ms >= 2 && realtime.write_timeout_ms > 0, || {
-            "realtime.heartbeat_interval_ms (at least 2) and realtime.write_timeout_ms must be positive".to_owned()
-        })
+        ensure(
+            realtime.heartbeat_interval_ms >= 2 && realtime.write_timeout_ms > 0 && realtime.presence_interval_ms > 0,
+            || {
+                "realtime.heartbeat_interval_ms (at least 2), write_timeout_ms and presence_interval_ms must be positive".to_owned()
+            },
+        )
     }
 }
 

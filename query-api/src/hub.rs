@@ -253,6 +253,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Set once the tail has read up to the log's end as it was when the tail started.
     ready: AtomicBool,
+    /// Set once the ephemeral tail is assigned (typing and presence reach this node's sockets).
+    ephemeral: AtomicBool,
 }
 
 impl Hub {
@@ -262,6 +264,7 @@ impl Hub {
             capacity: capacity.max(1),
             next_id: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            ephemeral: AtomicBool::new(false),
         }
     }
 
@@ -270,7 +273,12 @@ impl Hub {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.ephemeral.load(Ordering::Acquire)
+    }
+
+    /// The ephemeral topic's tail is assigned.
+    pub fn ephemeral_assigned(&self) {
+        self.ephemeral.store(true, Ordering::Release);
     }
 
     /// The tail starts reading `partition` at `offset`; the hub is ready once every partition reached the
@@ -389,23 +397,40 @@ impl Hub {
         delivered
     }
 
-    /// An ephemeral event of a channel (typing): queued for members except its sender; dropped for a
-    /// connection whose queue is full (it is not part of the log and nothing can resume it).
-    pub fn dispatch_ephemeral(&self, app: &AppId, channel: &ChannelId, sender: &UserId, json: Arc<str>) -> usize {
+    /// An ephemeral event (typing, presence) for the members of `channels` on this node, except `sender`'s
+    /// own sockets, each socket once; dropped for a socket whose queue is full (it is not part of the log
+    /// and nothing can resume it).
+    pub fn tell(&self, app: &AppId, channels: &[ChannelId], sender: &UserId, json: Arc<str>) -> usize {
         let state = self.state();
-        let Some(ids) = state.by_channel.get(&(app.clone(), channel.clone())) else { return 0 };
-        let mut delivered = 0;
-        for id in ids {
-            let Some(connection) = state.connections.get(id) else { continue };
-            let member = connection.channels.get(channel).is_some_and(|(_, spans)| spans.is_open());
-            if member
-                && &connection.user != sender
-                && connection.queue.try_send(Outbound::Ephemeral(Arc::clone(&json))).is_ok()
-            {
-                delivered += 1;
+        let mut told = HashSet::new();
+        for channel in channels {
+            let Some(ids) = state.by_channel.get(&(app.clone(), channel.clone())) else { continue };
+            for id in ids {
+                let Some(connection) = state.connections.get(id) else { continue };
+                let member = connection.channels.get(channel).is_some_and(|(_, spans)| spans.is_open());
+                if member
+                    && &connection.user != sender
+                    && !told.contains(id)
+                    && connection.queue.try_send(Outbound::Ephemeral(Arc::clone(&json))).is_ok()
+                {
+                    told.insert(*id);
+                }
             }
         }
-        delivered
+        told.len()
+    }
+
+    /// The channels a connection's user is a member of now.
+    pub fn open_channels(&self, id: u64) -> Vec<ChannelId> {
+        let state = self.state();
+        state.connections.get(&id).map_or_else(Vec::new, |connection| {
+            connection
+                .channels
+                .iter()
+                .filter(|(_, (_, spans))| spans.is_open())
+                .map(|(channel, _)| channel.clone())
+                .collect()
+        })
     }
 
     /// Queues a `Head` marker for every connection, so idle ones can hand out fresh resume tokens.
@@ -576,6 +601,7 @@ mod tests {
         let hub = Hub::new(capacity);
         hub.start_partition(0, 0, 0);
         hub.assigned();
+        hub.ephemeral_assigned();
         hub
     }
 
@@ -696,9 +722,7 @@ mod tests {
     #[test]
     fn a_removal_the_tail_has_not_reached_still_delivers_up_to_it() {
         // The read model already shows bob removed at offset 3; this node's tail is at offset 1.
-        let hub = Hub::new(100);
-        hub.start_partition(0, 0, 0);
-        hub.assigned();
+        let hub = hub(100);
         hub.dispatch(item(0, "general", &[]));
         let mut spans = Spans::default();
         spans.push(0, Some(3));
@@ -748,6 +772,7 @@ mod tests {
     #[test]
     fn a_node_is_ready_once_its_tail_reached_the_end_it_started_with() {
         let hub = Hub::new(100);
+        hub.ephemeral_assigned();
         hub.start_partition(0, 0, 2);
         hub.start_partition(1, 5, 5);
         hub.assigned();

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod presence;
 pub mod reads;
 pub mod realtime;
 pub mod request;
@@ -49,6 +50,9 @@ pub struct AppState {
     pub ephemeral_topic: String,
     pub projector_consumer: String,
     pub hub: Arc<Hub>,
+    pub presence: Arc<presence::Presence>,
+    /// This process, in presence records.
+    pub node_id: String,
     pub realtime: RealtimeConfig,
     /// Publishes typing indicators.
     pub producer: Publisher,
@@ -118,6 +122,8 @@ impl Service for Application {
             ephemeral_topic: config.events.ephemeral_topic.clone(),
             projector_consumer: config.reads.projector_consumer.clone(),
             hub: Arc::new(Hub::new(config.realtime.buffer_per_partition)),
+            presence: Arc::default(),
+            node_id: uuid::Uuid::new_v4().simple().to_string(),
             realtime: config.realtime.clone(),
             producer: Publisher(config.kafka.producer(Self::NAME)?),
         });
@@ -145,7 +151,9 @@ impl Service for Application {
                 self.config.kafka.clone(),
                 self.config.events.ephemeral_topic.clone(),
                 Arc::clone(&hub),
+                Arc::clone(&self.state.presence),
             )),
+            tokio::spawn(realtime::presence_loop(Arc::clone(&self.state))),
             tokio::spawn(heads(hub, Duration::from_millis(self.config.realtime.heartbeat_interval_ms))),
         ];
         let outcome = self.http.run_until_stopped(shutdown).await;

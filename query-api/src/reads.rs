@@ -274,8 +274,10 @@ pub async fn members(
     let members = rows
         .into_iter()
         .filter_map(|row| {
+            let user_id: UserId = row.user_id.parse().ok()?;
             Some(MemberView {
-                user_id: row.user_id.parse().ok()?,
+                online: state.presence.is_online(&read.actor.app_id, &user_id),
+                user_id,
                 role: parse_enum(&row.role)?,
                 joined_at: row.joined_at,
                 read_offset: row.read_offset,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::hub::{Item, Membership, Outbound, Spans, StartError};
+use crate::presence;
 use crate::reads::{path_id, reader};
 use crate::request::{Params, Read};
 use crate::sync::{SyncToken, fingerprint};
@@ -162,8 +163,21 @@ impl Socket {
         };
         metrics::gauge!(names::QUERY_WS_CONNECTIONS).increment(1.0);
         let id = started.id;
+        let (app, user) = (self.actor.app_id.clone(), self.actor.user_id.clone());
+        let channels_at_start = self.state.hub.open_channels(id);
+        if self.state.presence.connected(&app, &user) {
+            publish_presence(&self.state, &app, &user, true, channels_at_start.clone());
+        }
         let _ = self.serve(started, &mut inbox).await;
+        // A connection dropped for overflow is gone from the hub already: tell the channels it started with.
+        let mut channels = self.state.hub.open_channels(id);
+        if channels.is_empty() {
+            channels = channels_at_start;
+        }
         self.state.hub.unregister(id);
+        if self.state.presence.disconnected(&app, &user) {
+            publish_presence(&self.state, &app, &user, false, channels);
+        }
         metrics::gauge!(names::QUERY_WS_CONNECTIONS).decrement(1.0);
     }
 
@@ -334,13 +348,58 @@ fn publish_typing(state: &Arc<AppState>, app: &AppId, channel: &ChannelId, user:
         expires_in_ms: start.then_some(state.realtime.typing_ttl_ms),
         at: chrono::Utc::now(),
     };
-    let Ok(payload) = serde_json::to_string(&typing) else { return };
-    let key = chatsdk_schemas::channel_key(app.as_str(), channel.as_str());
+    if let Ok(payload) = serde_json::to_string(&typing) {
+        publish(state, chatsdk_schemas::channel_key(app.as_str(), channel.as_str()), payload);
+    }
+}
+
+/// Produces a user's presence change on this node, naming the channels whose members hear of it.
+fn publish_presence(state: &Arc<AppState>, app: &AppId, user: &UserId, online: bool, mut channels: Vec<ChannelId>) {
+    channels.truncate(presence::MAX_CHANNELS);
+    let change = presence::Change {
+        kind: if online { "presence.online" } else { "presence.offline" }.to_owned(),
+        node: state.node_id.clone(),
+        app_id: app.clone(),
+        user_id: user.clone(),
+        channels,
+        at: chrono::Utc::now(),
+    };
+    if let Ok(payload) = serde_json::to_string(&change) {
+        publish(state, format!("{app}:@{user}"), payload);
+    }
+}
+
+/// Every `realtime.presence_interval_ms`: the users this node holds (so nodes that started since learn
+/// them, and a node that fell silent is noticed), and users of silent nodes go offline.
+pub async fn presence_loop(state: Arc<AppState>) {
+    let interval = Duration::from_millis(state.realtime.presence_interval_ms);
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let users = state.presence.local_users();
+        for chunk in users.chunks(presence::ALIVE_CHUNK) {
+            let alive = presence::Alive {
+                kind: "presence.alive".to_owned(),
+                node: state.node_id.clone(),
+                users: chunk.to_vec(),
+                at: chrono::Utc::now(),
+            };
+            if let Ok(payload) = serde_json::to_string(&alive) {
+                publish(&state, format!("@alive:{}", state.node_id), payload);
+            }
+        }
+        for transition in state.presence.expire(interval * 3) {
+            crate::tail::tell_presence(&state.hub, &transition);
+        }
+    }
+}
+
+fn publish(state: &Arc<AppState>, key: String, payload: String) {
     let state = Arc::clone(state);
     tokio::spawn(async move {
         let record = FutureRecord::to(&state.ephemeral_topic).key(&key).payload(&payload);
         if let Err((error, _)) = state.producer.0.send(record, Duration::from_secs(2)).await {
-            tracing::debug!(error = %error, "a typing indicator was not published");
+            tracing::debug!(error = %error, "an ephemeral event was not published");
         }
     });
 }

@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{Hub, Item};
+use crate::presence::{Alive, Change, Changed, Presence, Transition};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -120,9 +121,9 @@ pub struct Typing {
 }
 
 /// Tails the ephemeral topic from its end into the hub.
-pub async fn run_ephemeral(kafka: KafkaConfig, topic: String, hub: Arc<Hub>) {
+pub async fn run_ephemeral(kafka: KafkaConfig, topic: String, hub: Arc<Hub>, presence: Arc<Presence>) {
     loop {
-        match tail_ephemeral(&kafka, &topic, &hub).await {
+        match tail_ephemeral(&kafka, &topic, &hub, &presence).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), topic, "the ephemeral tail stopped; restarting");
@@ -132,7 +133,7 @@ pub async fn run_ephemeral(kafka: KafkaConfig, topic: String, hub: Arc<Hub>) {
     }
 }
 
-async fn tail_ephemeral(kafka: &KafkaConfig, topic: &str, hub: &Hub) -> anyhow::Result<()> {
+async fn tail_ephemeral(kafka: &KafkaConfig, topic: &str, hub: &Hub, presence: &Presence) -> anyhow::Result<()> {
     let consumer: StreamConsumer = kafka
         .consumer_config("query-api-ephemeral", Some("query-api-ephemeral-unused"))
         .create()
@@ -148,16 +149,46 @@ async fn tail_ephemeral(kafka: &KafkaConfig, topic: &str, hub: &Hub) -> anyhow::
         assignment.add_partition_offset(topic, partition, Offset::End)?;
     }
     consumer.assign(&assignment).context("assigning the ephemeral partitions")?;
+    hub.ephemeral_assigned();
     loop {
         let message = consumer.recv().await.context("reading the ephemeral topic")?;
         let Some(bytes) = message.payload() else { continue };
-        match serde_json::from_slice::<Typing>(bytes) {
-            Ok(typing) => {
-                let json: Arc<str> = String::from_utf8_lossy(bytes).into();
-                hub.dispatch_ephemeral(&typing.app_id, &typing.channel_id, &typing.user_id, json);
-            }
-            Err(error) => tracing::debug!(error = %error, "ignoring an unknown ephemeral record"),
+        if let Err(error) = ephemeral(bytes, hub, presence) {
+            tracing::debug!(error = %error, "ignoring an unknown ephemeral record");
         }
+    }
+}
+
+/// Routes one record of the ephemeral topic: typing to the channel's members, presence through the
+/// presence table to the members of the user's channels.
+fn ephemeral(bytes: &[u8], hub: &Hub, presence: &Presence) -> Result<(), serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    match serde_json::from_slice::<Kind>(bytes)?.kind.as_str() {
+        "typing.start" | "typing.stop" => {
+            let typing: Typing = serde_json::from_slice(bytes)?;
+            let json: Arc<str> = String::from_utf8_lossy(bytes).into();
+            hub.tell(&typing.app_id, std::slice::from_ref(&typing.channel_id), &typing.user_id, json);
+        }
+        "presence.online" | "presence.offline" => {
+            if let Some(transition) = presence.apply(serde_json::from_slice::<Change>(bytes)?) {
+                tell_presence(hub, &transition);
+            }
+        }
+        "presence.alive" => presence.alive(serde_json::from_slice::<Alive>(bytes)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Tells the members of a user's channels (on this node) that the user went on- or offline.
+pub fn tell_presence(hub: &Hub, transition: &Transition) {
+    let changed = Changed::new(transition.app.clone(), transition.user.clone(), transition.online);
+    if let Ok(json) = serde_json::to_string(&changed) {
+        hub.tell(&transition.app, &crate::presence::unique(&transition.channels), &transition.user, json.into());
     }
 }
 

@@ -196,6 +196,17 @@ async fn every_read_refuses_outsiders_other_apps_and_expired_tokens() {
     }
     let (_, listed) = harness.get(0, "/v1/channels", &eve).await;
     assert_eq!(listed["channels"], Value::Array(vec![]));
+    // A public channel is readable by anyone of its app (not by another app).
+    let lobby = alice
+        .create_channel(&CreateChannel { channel_id: Some(id("lobby")), ..CreateChannel::new(ChannelType::Public) })
+        .await
+        .unwrap();
+    alice.observe(lobby.position);
+    send(&alice, &id("lobby"), "hello lobby").await;
+    harness.commands.wait_projected(4).await;
+    let (status, page) = harness.get(0, "/v1/channels/lobby/messages", &eve).await;
+    assert_eq!((status, page["messages"][0]["text"].as_str()), (200, Some("hello lobby")));
+    assert_eq!(harness.get(0, "/v1/channels/lobby/messages", &foreign).await.0, 404);
 
     // The socket: expired and foreign credentials are refused before the upgrade.
     let node = harness.nodes[0].address;
@@ -448,5 +459,28 @@ async fn the_openapi_document_matches_the_query_routes_and_live_responses() {
     common::assert_valid(&document, "SyncPage", &raw_sync);
     let (_, refused) = harness.get(0, "/v1/sync?token=garbage", &headers).await;
     common::assert_valid(&document, "Error", &refused);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_position_the_projector_does_not_reach_in_time_is_a_503_with_retry_after() {
+    let harness = Harness::start_with(1, |config| config.reads.min_position_wait_ms = 200).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &[]).await;
+    let ahead = format!(
+        "/v1/channels/{channel}/messages?min_position={}",
+        chatsdk_client::Position { partition: 0, offset: 1_000_000 }.token()
+    );
+    let response = reqwest::Client::new()
+        .get(harness.nodes[0].url(&ahead))
+        .header("x-api-key", &harness.commands.app.api_key)
+        .bearer_auth(harness.commands.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers().get("retry-after").and_then(|value| value.to_str().ok()), Some("1"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "position_not_reached");
     harness.stop().await;
 }

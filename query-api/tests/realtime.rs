@@ -195,12 +195,12 @@ async fn typing_reaches_the_other_members_only() {
         .unwrap()
         .status();
     assert_eq!(status.as_u16(), 204);
-    let typing = ephemeral(&mut bob).await;
+    let typing = ephemeral(&mut bob, "typing.start").await;
     assert_eq!((typing["type"].as_str(), typing["user_id"].as_str()), (Some("typing.start"), Some("alice")));
     assert_eq!(typing["channel_id"], Value::String(channel.to_string()));
 
     bob.send_json(json!({"type": "typing_stop", "channel_id": channel})).await;
-    let stop = ephemeral(&mut alice_socket).await;
+    let stop = ephemeral(&mut alice_socket, "typing.stop").await;
     assert_eq!((stop["type"].as_str(), stop["user_id"].as_str()), (Some("typing.stop"), Some("bob")));
     carol.send_json(json!({"type": "typing_start", "channel_id": channel})).await;
     match carol.next(WAIT).await {
@@ -208,13 +208,24 @@ async fn typing_reaches_the_other_members_only() {
         other => panic!("expected an error frame, got {other:?}"),
     }
     carol.send_json(json!({"type": "ping"})).await;
-    assert_eq!(carol.next(WAIT).await, ServerFrame::Pong, "carol saw no typing of a channel she is not in");
+    loop {
+        match carol.next(WAIT).await {
+            ServerFrame::Pong => break,
+            ServerFrame::Ephemeral { event } => {
+                assert_ne!(event["type"], "typing.start", "carol saw typing of a channel she is not in");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     harness.stop().await;
 }
 
-async fn ephemeral(socket: &mut Socket) -> Value {
+/// The next ephemeral event of type `kind` (others, e.g. presence while waiting for typing, are skipped).
+async fn ephemeral(socket: &mut Socket, kind: &str) -> Value {
     loop {
-        if let ServerFrame::Ephemeral { event } = socket.next(WAIT).await {
+        if let ServerFrame::Ephemeral { event } = socket.next(WAIT).await
+            && event["type"] == kind
+        {
             return event;
         }
     }
@@ -277,5 +288,37 @@ async fn a_silent_client_is_pinged_then_closed() {
     }
     assert_eq!(opcodes.first(), Some(&0x1), "the connected frame first: {opcodes:?}");
     assert!(opcodes.contains(&0x9), "pinged before being closed: {opcodes:?}");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn presence_reaches_the_members_of_a_users_channels_across_nodes() {
+    let harness = Harness::start(2).await;
+    let alice = harness.user("alice", 0);
+    let channel = group(&alice, &["bob"]).await;
+    harness.commands.wait_projected(1).await;
+    let mut bob = harness.connect(0, "bob", None).await;
+    connected(&mut bob).await;
+    let mut carol = harness.connect(0, "carol", None).await;
+    connected(&mut carol).await;
+
+    let mut on_b = harness.connect(1, "alice", None).await;
+    connected(&mut on_b).await;
+    let online = ephemeral(&mut bob, "presence.changed").await;
+    assert_eq!((online["type"].as_str(), online["user_id"].as_str()), (Some("presence.changed"), Some("alice")));
+    assert_eq!(online["online"], Value::Bool(true));
+    let reader = harness.user("bob", 0);
+    let members = reader.members(&channel, &[]).await.unwrap();
+    let alice_listed = members.members.iter().find(|member| member.user_id.as_str() == "alice").unwrap();
+    assert!(alice_listed.online, "node A knows alice is on node B");
+
+    on_b.close().await;
+    let offline = ephemeral(&mut bob, "presence.changed").await;
+    assert_eq!((offline["user_id"].as_str(), offline["online"].as_bool()), (Some("alice"), Some(false)));
+    let members = reader.members(&channel, &[]).await.unwrap();
+    assert!(!members.members.iter().any(|member| member.user_id.as_str() == "alice" && member.online));
+    // Carol shares no channel with alice: nothing reached her (a ping answered proves the socket is live).
+    carol.send_json(json!({"type": "ping"})).await;
+    assert_eq!(carol.next(WAIT).await, ServerFrame::Pong);
     harness.stop().await;
 }
