@@ -125,6 +125,8 @@ pub struct Membership {
     pub channels: HashMap<ChannelId, (i32, Spans)>,
     /// The projector's next offset per partition when the spans were read: exact below it.
     pub applied: SyncToken,
+    /// Public channels among them: large audiences, told no presence.
+    pub public: HashSet<ChannelId>,
 }
 
 #[derive(Debug)]
@@ -133,6 +135,7 @@ struct Connection {
     user: UserId,
     channels: HashMap<ChannelId, (i32, Spans)>,
     applied: SyncToken,
+    public: HashSet<ChannelId>,
     queue: mpsc::Sender<Outbound>,
     overflow: Arc<Overflow>,
 }
@@ -420,17 +423,17 @@ impl Hub {
         told.len()
     }
 
-    /// The channels a connection's user is a member of now.
-    pub fn open_channels(&self, id: u64) -> Vec<ChannelId> {
+    /// The channels whose members hear of a connection's user going on- or offline: those they are a
+    /// member of now, except public ones (a large audience would get a presence storm).
+    pub fn presence_channels(&self, id: u64) -> Vec<ChannelId> {
         let state = self.state();
-        state.connections.get(&id).map_or_else(Vec::new, |connection| {
-            connection
-                .channels
-                .iter()
-                .filter(|(_, (_, spans))| spans.is_open())
-                .map(|(channel, _)| channel.clone())
-                .collect()
-        })
+        let Some(connection) = state.connections.get(&id) else { return Vec::new() };
+        connection
+            .channels
+            .iter()
+            .filter(|(channel, (_, spans))| spans.is_open() && !connection.public.contains(*channel))
+            .map(|(channel, _)| channel.clone())
+            .collect()
     }
 
     /// Queues a `Head` marker for every connection, so idle ones can hand out fresh resume tokens.
@@ -473,6 +476,7 @@ impl Hub {
             user: user.clone(),
             channels: membership.channels,
             applied: membership.applied,
+            public: membership.public,
             queue,
             overflow: Arc::default(),
         };
@@ -781,5 +785,21 @@ mod tests {
         assert!(!hub.is_ready());
         hub.dispatch(item(1, "general", &[]));
         assert!(hub.is_ready());
+    }
+
+    #[test]
+    fn presence_is_told_in_the_channels_a_user_is_in_except_public_ones() {
+        let hub = hub(100);
+        let mut membership = bob(0);
+        let mut lobby = Spans::default();
+        lobby.push(0, None);
+        membership.channels.insert(id("lobby"), (0, lobby));
+        membership.public.insert(id("lobby"));
+        let mut left = Spans::default();
+        left.push(0, Some(1));
+        membership.channels.insert(id("old"), (0, left));
+        let (sender, _queue) = mpsc::channel(16);
+        let started = hub.register(&id("acme"), &id("bob"), membership, None, sender).unwrap();
+        assert_eq!(hub.presence_channels(started.id), vec![id::<ChannelId>("general")]);
     }
 }

@@ -105,7 +105,7 @@ async fn membership(state: &AppState, actor: &Actor) -> Result<Membership, ApiEr
     .await
     .map_err(database)?;
     let spans = sqlx::query!(
-        "SELECT s.channel_id, c.kafka_partition, s.from_offset, s.to_offset FROM member_spans s \
+        "SELECT s.channel_id, c.kafka_partition, c.channel_type, s.from_offset, s.to_offset FROM member_spans s \
          JOIN channels c ON c.app_id = s.app_id AND c.channel_id = s.channel_id \
          WHERE s.app_id = $1 AND s.user_id = $2",
         actor.app_id.as_str(),
@@ -121,6 +121,9 @@ async fn membership(state: &AppState, actor: &Actor) -> Result<Membership, ApiEr
     }
     for row in spans {
         let Ok(channel) = row.channel_id.parse::<ChannelId>() else { continue };
+        if row.channel_type == "public" {
+            membership.public.insert(channel.clone());
+        }
         let (_, spans) = membership.channels.entry(channel).or_insert_with(|| (row.kafka_partition, Spans::default()));
         spans.push(row.from_offset, row.to_offset);
     }
@@ -164,13 +167,13 @@ impl Socket {
         metrics::gauge!(names::QUERY_WS_CONNECTIONS).increment(1.0);
         let id = started.id;
         let (app, user) = (self.actor.app_id.clone(), self.actor.user_id.clone());
-        let channels_at_start = self.state.hub.open_channels(id);
+        let channels_at_start = self.state.hub.presence_channels(id);
         if self.state.presence.connected(&app, &user) {
             publish_presence(&self.state, &app, &user, true, channels_at_start.clone());
         }
         let _ = self.serve(started, &mut inbox).await;
         // A connection dropped for overflow is gone from the hub already: tell the channels it started with.
-        let mut channels = self.state.hub.open_channels(id);
+        let mut channels = self.state.hub.presence_channels(id);
         if channels.is_empty() {
             channels = channels_at_start;
         }
