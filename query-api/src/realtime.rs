@@ -91,19 +91,7 @@ fn with_query_credentials(mut headers: HeaderMap, params: &Params) -> HeaderMap 
 /// The user's membership spans and the projector's checkpoints, read in one snapshot.
 async fn membership(state: &AppState, actor: &Actor) -> Result<Membership, ApiError> {
     let database = |error: sqlx::Error| ApiError::database(&error);
-    let mut transaction = state.pool.begin().await.map_err(database)?;
-    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *transaction)
-        .await
-        .map_err(database)?;
-    let checkpoints = sqlx::query!(
-        "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
-        state.projector_consumer,
-        state.topic,
-    )
-    .fetch_all(&mut *transaction)
-    .await
-    .map_err(database)?;
+    let (mut transaction, applied) = crate::sync::snapshot(state).await?;
     let spans = sqlx::query!(
         "SELECT s.channel_id, c.kafka_partition, c.channel_type, s.from_offset, s.to_offset FROM member_spans s \
          JOIN channels c ON c.app_id = s.app_id AND c.channel_id = s.channel_id \
@@ -115,10 +103,7 @@ async fn membership(state: &AppState, actor: &Actor) -> Result<Membership, ApiEr
     .await
     .map_err(database)?;
     transaction.commit().await.map_err(database)?;
-    let mut membership = Membership::default();
-    for row in checkpoints {
-        membership.applied.advance(row.partition, row.next_offset);
-    }
+    let mut membership = Membership { applied, ..Membership::default() };
     for row in spans {
         let Ok(channel) = row.channel_id.parse::<ChannelId>() else { continue };
         if row.channel_type == "public" {

@@ -18,7 +18,7 @@ use chatsdk_client::views::{LoggedEvent, SyncPage};
 use chatsdk_platform::api::error::ApiError;
 use chatsdk_schemas::ids::AppId;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{Postgres, Transaction};
 
 use crate::AppState;
 use crate::reads::channel_page;
@@ -118,7 +118,8 @@ pub async fn sync(State(state): State<Arc<AppState>>, read: Read) -> Result<Json
     let Some(token) = read.params.get("token") else {
         // The channel list is read after the checkpoints: it may already show events after the token,
         // which the client then receives again (applying an event twice to newer state changes nothing).
-        let now = checkpoints(&state.pool, &state.projector_consumer, &state.topic).await?;
+        let (transaction, now) = snapshot(&state).await?;
+        drop(transaction);
         let channels = channel_page(&state.pool, actor, &actor.user_id, &Params::default()).await?;
         return Ok(Json(SyncPage {
             events: Vec::new(),
@@ -134,31 +135,9 @@ pub async fn sync(State(state): State<Arc<AppState>>, read: Read) -> Result<Json
     Ok(Json(SyncPage { events, next_token: next.encode(&fingerprint), has_more, channels: None }))
 }
 
-/// The projector's checkpoints as a token: everything it applied.
-async fn checkpoints(pool: &PgPool, consumer: &str, topic: &str) -> Result<SyncToken, ApiError> {
-    let rows = sqlx::query!(
-        "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
-        consumer,
-        topic,
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(|error| ApiError::database(&error))?;
-    let mut token = SyncToken::default();
-    for row in rows {
-        token.advance(row.partition, row.next_offset);
-    }
-    Ok(token)
-}
-
-/// Events after `token` visible to the caller, at most `limit`, and the token after them. The checkpoints
-/// and the feed are read in one snapshot, so the next token never skips an event committed meanwhile.
-async fn changes(
-    state: &AppState,
-    actor: &chatsdk_platform::api::auth::Actor,
-    token: &SyncToken,
-    limit: i64,
-) -> Result<(Vec<LoggedEvent>, SyncToken, bool), ApiError> {
+/// A read-only `REPEATABLE READ` transaction and, read in it, the projector's checkpoints as a token:
+/// everything else read in the transaction reflects exactly those.
+pub async fn snapshot(state: &AppState) -> Result<(Transaction<'static, Postgres>, SyncToken), ApiError> {
     let database = |error: sqlx::Error| ApiError::database(&error);
     let mut transaction = state.pool.begin().await.map_err(database)?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -177,6 +156,19 @@ async fn changes(
     for row in rows {
         applied.advance(row.partition, row.next_offset);
     }
+    Ok((transaction, applied))
+}
+
+/// Events after `token` visible to the caller, at most `limit`, and the token after them. The checkpoints
+/// and the feed are read in one snapshot, so the next token never skips an event committed meanwhile.
+async fn changes(
+    state: &AppState,
+    actor: &chatsdk_platform::api::auth::Actor,
+    token: &SyncToken,
+    limit: i64,
+) -> Result<(Vec<LoggedEvent>, SyncToken, bool), ApiError> {
+    let database = |error: sqlx::Error| ApiError::database(&error);
+    let (mut transaction, applied) = snapshot(state).await?;
     // Every partition the projector knows, with where this client stands in it.
     let (partitions, starts): (Vec<i32>, Vec<i64>) =
         applied.partitions().map(|(partition, _)| (partition, token.next(partition))).unzip();
