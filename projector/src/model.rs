@@ -347,16 +347,23 @@ impl ReadModel {
             Event::MessageSent(sent) => self.send_message(positioned, &channel_key, sent)?,
             Event::MessageEdited(edited) => {
                 let key = self.message_in_channel(&channel_key, edited.message_id)?;
-                if let Some(message) = self.messages.get(&key).filter(|message| message.deleted_at.is_none()).cloned() {
-                    self.messages.insert(
-                        key,
-                        MessageRow {
-                            text: edited.text.clone(),
-                            mentions: edited.mentions.clone(),
-                            edited_at: Some(envelope.occurred_at),
-                            ..message
-                        },
-                    );
+                match self.messages.get(&key).filter(|message| message.deleted_at.is_none()).cloned() {
+                    Some(message) => {
+                        self.messages.insert(
+                            key,
+                            MessageRow {
+                                text: edited.text.clone(),
+                                mentions: edited.mentions.clone(),
+                                edited_at: Some(envelope.occurred_at),
+                                ..message
+                            },
+                        );
+                    }
+                    // An edit that lost the race with a delete changes nothing, and its text must not reach
+                    // the change feed either.
+                    None => {
+                        self.repeats.insert(positioned.offset);
+                    }
                 }
                 self.touch_channel(&channel_key, positioned, |_| {});
             }

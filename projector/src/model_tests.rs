@@ -322,6 +322,12 @@ fn a_retried_send_is_a_repeat_and_nothing_else_is() {
     model.apply(&at(2, "alice", sent(1, None))).unwrap();
     model.apply(&at(3, "alice", sent(2, None))).unwrap();
     assert_eq!(model.repeats.iter().copied().collect::<Vec<_>>(), vec![2]);
+    // An edit after the message was deleted changes nothing and stays out of the feed.
+    let deleted = Event::MessageDeleted(MessageDeleted { message_id: message(2), hard: true });
+    model.apply(&at(4, "alice", deleted)).unwrap();
+    let edit = Event::MessageEdited(MessageEdited { message_id: message(2), text: "late".into(), mentions: vec![] });
+    model.apply(&at(5, "alice", edit)).unwrap();
+    assert_eq!(model.repeats.iter().copied().collect::<Vec<_>>(), vec![2, 5]);
 }
 
 #[test]

@@ -125,8 +125,9 @@ pub struct Membership {
     pub channels: HashMap<ChannelId, (i32, Spans)>,
     /// The projector's next offset per partition when the spans were read: exact below it.
     pub applied: SyncToken,
-    /// Public channels among them: large audiences, told no presence.
-    pub public: HashSet<ChannelId>,
+    /// The channels among them that are not public (as the read model says): presence is told there only,
+    /// public channels being large audiences.
+    pub private: HashSet<ChannelId>,
 }
 
 #[derive(Debug)]
@@ -135,7 +136,7 @@ struct Connection {
     user: UserId,
     channels: HashMap<ChannelId, (i32, Spans)>,
     applied: SyncToken,
-    public: HashSet<ChannelId>,
+    private: HashSet<ChannelId>,
     queue: mpsc::Sender<Outbound>,
     overflow: Arc<Overflow>,
 }
@@ -401,8 +402,8 @@ impl Hub {
     }
 
     /// An ephemeral event (typing, presence) for the members of `channels` on this node, except `sender`'s
-    /// own sockets, each socket once; dropped for a socket whose queue is full (it is not part of the log
-    /// and nothing can resume it).
+    /// own sockets, each socket once; dropped for a socket whose queue is half full (it is not part of the
+    /// log and nothing can resume it).
     pub fn tell(&self, app: &AppId, channels: &[ChannelId], sender: &UserId, json: Arc<str>) -> usize {
         let state = self.state();
         let mut told = HashSet::new();
@@ -411,7 +412,11 @@ impl Hub {
             for id in ids {
                 let Some(connection) = state.connections.get(id) else { continue };
                 let member = connection.channels.get(channel).is_some_and(|(_, spans)| spans.is_open());
+                // Only into a queue with room to spare: a burst of ephemeral frames must not fill a queue and
+                // make the next log event overflow it.
+                let spare = connection.queue.capacity() * 2 > connection.queue.max_capacity();
                 if member
+                    && spare
                     && &connection.user != sender
                     && !told.contains(id)
                     && connection.queue.try_send(Outbound::Ephemeral(Arc::clone(&json))).is_ok()
@@ -424,14 +429,15 @@ impl Hub {
     }
 
     /// The channels whose members hear of a connection's user going on- or offline: those they are a
-    /// member of now, except public ones (a large audience would get a presence storm).
+    /// member of now and that the read model knew as not public when the socket opened (a public channel is a
+    /// large audience; a channel joined since is told at the next connection).
     pub fn presence_channels(&self, id: u64) -> Vec<ChannelId> {
         let state = self.state();
         let Some(connection) = state.connections.get(&id) else { return Vec::new() };
         connection
             .channels
             .iter()
-            .filter(|(channel, (_, spans))| spans.is_open() && !connection.public.contains(*channel))
+            .filter(|(channel, (_, spans))| spans.is_open() && connection.private.contains(*channel))
             .map(|(channel, _)| channel.clone())
             .collect()
     }
@@ -476,7 +482,7 @@ impl Hub {
             user: user.clone(),
             channels: membership.channels,
             applied: membership.applied,
-            public: membership.public,
+            private: membership.private,
             queue,
             overflow: Arc::default(),
         };
@@ -794,12 +800,28 @@ mod tests {
         let mut lobby = Spans::default();
         lobby.push(0, None);
         membership.channels.insert(id("lobby"), (0, lobby));
-        membership.public.insert(id("lobby"));
+        membership.private.insert(id("general"));
+        membership.private.insert(id("old"));
         let mut left = Spans::default();
         left.push(0, Some(1));
         membership.channels.insert(id("old"), (0, left));
         let (sender, _queue) = mpsc::channel(16);
         let started = hub.register(&id("acme"), &id("bob"), membership, None, sender).unwrap();
         assert_eq!(hub.presence_channels(started.id), vec![id::<ChannelId>("general")]);
+    }
+
+    #[test]
+    fn ephemeral_frames_only_go_into_a_queue_with_room_to_spare() {
+        let hub = hub(100);
+        let (sender, mut queue) = mpsc::channel(4);
+        let mut membership = bob(0);
+        membership.private.insert(id("general"));
+        hub.register(&id("acme"), &id("bob"), membership, None, sender).unwrap();
+        let typing: Arc<str> = "{}".into();
+        assert_eq!(hub.tell(&id("acme"), &[id("general")], &id("alice"), Arc::clone(&typing)), 1);
+        assert_eq!(hub.tell(&id("acme"), &[id("general")], &id("bob"), Arc::clone(&typing)), 0, "not to oneself");
+        hub.dispatch(item(0, "general", &[]));
+        assert_eq!(hub.tell(&id("acme"), &[id("general")], &id("alice"), typing), 0, "half full: log events first");
+        assert_eq!(drain(&mut queue), vec![0]);
     }
 }

@@ -95,25 +95,26 @@ impl Presence {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A socket of the user opened on this node; `true` when it is their first here.
-    pub fn connected(&self, app: &AppId, user: &UserId) -> bool {
+    /// A socket of the user opened on this node; on their first here, `announce` runs under the lock, so
+    /// this node's online and offline records of a user are enqueued in the order they happened.
+    pub fn connected(&self, app: &AppId, user: &UserId, announce: impl FnOnce()) {
         let mut state = self.state();
         let count = state.local.entry((app.clone(), user.clone())).or_default();
         *count += 1;
-        *count == 1
+        if *count == 1 {
+            announce();
+        }
     }
 
-    /// A socket of the user closed on this node; `true` when it was their last here.
-    pub fn disconnected(&self, app: &AppId, user: &UserId) -> bool {
+    /// A socket of the user closed on this node; on their last here, `announce` runs under the lock.
+    pub fn disconnected(&self, app: &AppId, user: &UserId, announce: impl FnOnce()) {
         let mut state = self.state();
         let key = (app.clone(), user.clone());
-        let Some(count) = state.local.get_mut(&key) else { return false };
+        let Some(count) = state.local.get_mut(&key) else { return };
         *count = count.saturating_sub(1);
         if *count == 0 {
             state.local.remove(&key);
-            true
-        } else {
-            false
+            announce();
         }
     }
 
@@ -244,12 +245,17 @@ mod tests {
     }
 
     #[test]
-    fn local_sockets_are_counted_per_user() {
+    fn local_sockets_are_counted_per_user_and_only_edges_are_announced() {
         let presence = Presence::default();
-        assert!(presence.connected(&id("acme"), &id("alice")));
-        assert!(!presence.connected(&id("acme"), &id("alice")));
-        assert!(!presence.disconnected(&id("acme"), &id("alice")));
-        assert!(presence.disconnected(&id("acme"), &id("alice")));
+        let announced = std::cell::Cell::new(0);
+        let (app, user) = (id::<AppId>("acme"), id::<UserId>("alice"));
+        presence.connected(&app, &user, || announced.set(announced.get() + 1));
+        presence.connected(&app, &user, || announced.set(announced.get() + 1));
+        assert_eq!(announced.get(), 1);
+        presence.disconnected(&app, &user, || announced.set(announced.get() + 10));
+        assert_eq!(announced.get(), 1, "one socket left");
+        presence.disconnected(&app, &user, || announced.set(announced.get() + 10));
+        assert_eq!(announced.get(), 11);
         assert!(presence.local_users().is_empty());
     }
 }

@@ -106,8 +106,8 @@ async fn membership(state: &AppState, actor: &Actor) -> Result<Membership, ApiEr
     let mut membership = Membership { applied, ..Membership::default() };
     for row in spans {
         let Ok(channel) = row.channel_id.parse::<ChannelId>() else { continue };
-        if row.channel_type == "public" {
-            membership.public.insert(channel.clone());
+        if row.channel_type != "public" {
+            membership.private.insert(channel.clone());
         }
         let (_, spans) = membership.channels.entry(channel).or_insert_with(|| (row.kafka_partition, Spans::default()));
         spans.push(row.from_offset, row.to_offset);
@@ -153,19 +153,20 @@ impl Socket {
         let id = started.id;
         let (app, user) = (self.actor.app_id.clone(), self.actor.user_id.clone());
         let channels_at_start = self.state.hub.presence_channels(id);
-        if self.state.presence.connected(&app, &user) {
-            publish_presence(&self.state, &app, &user, true, channels_at_start.clone());
-        }
+        let overflow = Arc::clone(&started.overflow);
+        let state = Arc::clone(&self.state);
+        state
+            .presence
+            .connected(&app, &user, || publish_presence(&state, &app, &user, true, channels_at_start.clone()));
         let _ = self.serve(started, &mut inbox).await;
         // A connection dropped for overflow is gone from the hub already: tell the channels it started with.
-        let mut channels = self.state.hub.presence_channels(id);
-        if channels.is_empty() {
-            channels = channels_at_start;
-        }
-        self.state.hub.unregister(id);
-        if self.state.presence.disconnected(&app, &user) {
-            publish_presence(&self.state, &app, &user, false, channels);
-        }
+        let channels = if overflow.happened.load(std::sync::atomic::Ordering::Acquire) {
+            channels_at_start
+        } else {
+            state.hub.presence_channels(id)
+        };
+        state.hub.unregister(id);
+        state.presence.disconnected(&app, &user, || publish_presence(&state, &app, &user, false, channels));
         metrics::gauge!(names::QUERY_WS_CONNECTIONS).decrement(1.0);
     }
 
@@ -376,20 +377,46 @@ pub async fn presence_loop(state: Arc<AppState>) {
                 publish(&state, format!("@alive:{}", state.node_id), payload);
             }
         }
-        for transition in state.presence.expire(interval * 3) {
+        for mut transition in state.presence.expire(interval * 3) {
+            if transition.channels.is_empty() {
+                // Learnt from `presence.alive` only (online before this node started): whom to tell is in the
+                // read model.
+                transition.channels = presence_channels_of(&state, &transition.app, &transition.user).await;
+            }
             crate::tail::tell_presence(&state.hub, &transition);
         }
     }
 }
 
+/// Enqueues an ephemeral record now (so records enqueued in order reach the topic in order: one key, one
+/// partition, an idempotent producer) and waits for its delivery in the background. Best effort.
+/// A user's non-public channels from the read model (for a presence change that named none).
+async fn presence_channels_of(state: &AppState, app: &AppId, user: &UserId) -> Vec<ChannelId> {
+    let rows = sqlx::query_scalar!(
+        "SELECT s.channel_id FROM member_spans s \
+         JOIN channels c ON c.app_id = s.app_id AND c.channel_id = s.channel_id \
+         WHERE s.app_id = $1 AND s.user_id = $2 AND s.to_offset IS NULL AND c.channel_type <> 'public' LIMIT $3",
+        app.as_str(),
+        user.as_str(),
+        presence::MAX_CHANNELS as i64,
+    )
+    .fetch_all(&state.pool)
+    .await;
+    rows.unwrap_or_default().into_iter().filter_map(|channel| channel.parse().ok()).collect()
+}
+
 fn publish(state: &Arc<AppState>, key: String, payload: String) {
-    let state = Arc::clone(state);
-    tokio::spawn(async move {
-        let record = FutureRecord::to(&state.ephemeral_topic).key(&key).payload(&payload);
-        if let Err((error, _)) = state.producer.0.send(record, Duration::from_secs(2)).await {
-            tracing::debug!(error = %error, "an ephemeral event was not published");
+    let record = FutureRecord::to(&state.ephemeral_topic).key(&key).payload(&payload);
+    match state.producer.0.send_result(record) {
+        Ok(delivery) => {
+            tokio::spawn(async move {
+                if let Ok(Err((error, _))) = delivery.await {
+                    tracing::debug!(error = %error, "an ephemeral event was not delivered");
+                }
+            });
         }
-    });
+        Err((error, _)) => tracing::debug!(error = %error, "an ephemeral event was not published"),
+    }
 }
 
 /// `POST /v1/channels/{channel_id}/typing` (start) and `DELETE` (stop): for clients without a socket.
