@@ -33,7 +33,8 @@ use crate::derive;
 use crate::error::ApiError;
 use crate::eventlog::{Claim, SentMessage, outcome_of};
 use crate::readmodel::{ChannelState, MessageState};
-use crate::request::{Command, JsonBody, path_id};
+use crate::request::{Command, JsonBody};
+use chatsdk_platform::api::parse::path_id;
 
 pub type Reply = Result<(StatusCode, Json<Accepted>), ApiError>;
 

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use chatsdk_platform::api::cache::TtlCache;
 use chatsdk_platform::api::error::ApiError;
+use chatsdk_platform::api::parse::enum_named;
 use chatsdk_platform::api::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,13 +163,13 @@ impl ReadModel {
             return Ok(Access::default());
         };
         let applied = applied_before.get(&row.kafka_partition).copied().unwrap_or(0);
-        let state = parse_enum::<ChannelType>(row.channel_type).map(|channel_type| ChannelState {
+        let state = enum_named::<ChannelType>(&row.channel_type).map(|channel_type| ChannelState {
             channel_type,
             archived: row.archived,
             partition: row.kafka_partition,
             last_offset: row.last_offset,
         });
-        let role = row.role.and_then(parse_enum::<Role>);
+        let role = row.role.as_deref().and_then(enum_named::<Role>);
         self.channels.put((app.clone(), channel.clone()), Snapshot { applied, value: state.clone() });
         if let Some(user) = user {
             self.members.put((app.clone(), channel.clone(), user.clone()), Snapshot { applied, value: role });
@@ -217,7 +218,7 @@ impl ReadModel {
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| ApiError::database(&error))?;
-        let role = row.and_then(parse_enum::<Role>);
+        let role = row.as_deref().and_then(enum_named::<Role>);
         self.members.put(key, Snapshot { applied, value: role });
         Ok(role)
     }
@@ -249,10 +250,6 @@ impl ReadModel {
     pub async fn wait_for(&self, target: &SessionPosition) -> Result<bool, ApiError> {
         self.progress.wait_for(target, self.max_wait).await
     }
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(value: String) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(value)).ok()
 }
 
 #[cfg(test)]

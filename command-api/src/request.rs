@@ -62,14 +62,6 @@ impl FromRequestParts<Arc<AppState>> for Command {
     }
 }
 
-/// Parses an id from a path segment.
-pub fn path_id<T: std::str::FromStr>(kind: &str, value: &str) -> Result<T, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|error| ApiError::bad_request("invalid_id", format!("{kind} in the path: {error}")))
-}
-
 /// A JSON body of at most 64 KiB. Not JSON → 400 `malformed_json`; JSON of the wrong shape (unknown field,
 /// missing field, wrong type, invalid id) → 422 `invalid_request`; too large → 413 `body_too_large`. An empty
 /// body reads as `{}` (commands whose fields are all optional).

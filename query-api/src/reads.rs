@@ -17,6 +17,7 @@ use chatsdk_client::views::{
 };
 use chatsdk_platform::api::auth::Actor;
 use chatsdk_platform::api::error::ApiError;
+use chatsdk_platform::api::parse::{enum_named, path_id};
 use chatsdk_schemas::events::{ChannelType, Role};
 use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
 use chrono::{DateTime, Utc};
@@ -54,7 +55,7 @@ pub async fn reader(pool: &PgPool, actor: &Actor, channel: &ChannelId) -> Result
     .await
     .map_err(|error| ApiError::database(&error))?
     .ok_or_else(|| ApiError::not_found("channel_not_found", format!("no channel {channel}")))?;
-    let role = row.role.as_deref().and_then(parse_enum::<Role>);
+    let role = row.role.as_deref().and_then(enum_named::<Role>);
     let public = row.channel_type == "public";
     if role.is_none() && !public && !actor.is_server {
         return Err(ApiError::forbidden("not_a_member", format!("you are not a member of {channel}")));
@@ -120,7 +121,7 @@ pub async fn channel_page(
     let limit = params.limit(30, MAX_PAGE)?;
     let channel_type = params.parsed::<String>("type")?;
     if let Some(kind) = &channel_type
-        && parse_enum::<ChannelType>(kind).is_none()
+        && enum_named::<ChannelType>(kind).is_none()
     {
         return Err(invalid("type", "must be one of messaging, group, public, dm"));
     }
@@ -184,7 +185,7 @@ pub async fn channel_page(
 fn channel_view(row: ChannelRow, last_message: Option<MessageView>) -> Option<ChannelView> {
     Some(ChannelView {
         channel_id: row.channel_id.parse().ok()?,
-        channel_type: parse_enum(&row.channel_type)?,
+        channel_type: enum_named(&row.channel_type)?,
         name: row.name,
         topic: row.topic,
         custom: object(row.custom),
@@ -196,7 +197,7 @@ fn channel_view(row: ChannelRow, last_message: Option<MessageView>) -> Option<Ch
         message_count: row.message_count,
         last_message_at: row.last_message_at,
         last_message,
-        role: row.role.as_deref().and_then(parse_enum),
+        role: row.role.as_deref().and_then(enum_named),
         unread_count: row.unread_count.map(|count| count.max(0)),
         read_offset: row.read_offset,
     })
@@ -278,7 +279,7 @@ pub async fn members(
             Some(MemberView {
                 online: state.presence.is_online(&read.actor.app_id, &user_id),
                 user_id,
-                role: parse_enum(&row.role)?,
+                role: enum_named(&row.role)?,
                 joined_at: row.joined_at,
                 read_offset: row.read_offset,
             })
@@ -616,16 +617,4 @@ fn object(value: Value) -> Map<String, Value> {
         Value::Object(map) => map,
         _ => Map::new(),
     }
-}
-
-pub fn parse_enum<T: serde::de::DeserializeOwned>(value: &str) -> Option<T> {
-    serde_json::from_value(Value::String(value.to_owned())).ok()
-}
-
-/// Parses an id from a path segment.
-pub fn path_id<T: std::str::FromStr>(kind: &str, value: &str) -> Result<T, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|error| ApiError::bad_request("invalid_id", format!("{kind} in the path: {error}")))
 }

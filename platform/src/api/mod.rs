@@ -4,4 +4,5 @@ pub mod apps;
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod parse;
 pub mod progress;
