@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chatsdk_client::Position;
 use chatsdk_client::views::{LoggedEvent, SyncPage};
 use chatsdk_platform::api::error::ApiError;
+use chatsdk_platform::api::progress::checkpoints;
 use chatsdk_schemas::ids::AppId;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
@@ -144,17 +145,10 @@ pub async fn snapshot(state: &AppState) -> Result<(Transaction<'static, Postgres
         .execute(&mut *transaction)
         .await
         .map_err(database)?;
-    let rows = sqlx::query!(
-        "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
-        state.projector_consumer,
-        state.topic,
-    )
-    .fetch_all(&mut *transaction)
-    .await
-    .map_err(database)?;
+    let rows = checkpoints(&mut *transaction, &state.projector_consumer, &state.topic).await.map_err(database)?;
     let mut applied = SyncToken::default();
-    for row in rows {
-        applied.advance(row.partition, row.next_offset);
+    for (partition, next_offset) in rows {
+        applied.advance(partition, next_offset);
     }
     Ok((transaction, applied))
 }

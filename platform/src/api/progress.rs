@@ -28,6 +28,22 @@ pub struct Progress {
     failing: AtomicBool,
 }
 
+/// The projector `consumer`'s checkpoints in `topic`: (partition, next offset to apply).
+pub async fn checkpoints<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    consumer: &str,
+    topic: &str,
+) -> Result<Vec<(i32, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
+        consumer,
+        topic,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.partition, row.next_offset)).collect())
+}
+
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 impl Progress {
@@ -106,19 +122,12 @@ impl Progress {
                     return;
                 }
             }
-            let rows = sqlx::query!(
-                "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
-                progress.consumer,
-                progress.topic,
-            )
-            .fetch_all(&progress.pool)
-            .await;
-            match rows {
+            match checkpoints(&progress.pool, &progress.consumer, &progress.topic).await {
                 Ok(rows) => {
                     let mut applied = progress.applied.lock().unwrap_or_else(PoisonError::into_inner);
-                    for row in rows {
-                        let known = applied.entry(row.partition).or_insert(row.next_offset);
-                        *known = (*known).max(row.next_offset);
+                    for (partition, next_offset) in rows {
+                        let known = applied.entry(partition).or_insert(next_offset);
+                        *known = (*known).max(next_offset);
                     }
                     progress.failing.store(false, Ordering::Release);
                 }
