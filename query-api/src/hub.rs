@@ -227,6 +227,17 @@ struct State {
     by_user: HashMap<(AppId, UserId), HashSet<u64>>,
 }
 
+impl State {
+    /// The position after the last record of every partition.
+    fn head(&self) -> SyncToken {
+        let mut head = SyncToken::default();
+        for (partition, buffer) in &self.buffers {
+            head.advance(*partition, buffer.next);
+        }
+        head
+    }
+}
+
 /// Why a connection cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
@@ -316,12 +327,7 @@ impl Hub {
 
     /// The position after the last record of every partition.
     pub fn head(&self) -> SyncToken {
-        let state = self.state();
-        let mut head = SyncToken::default();
-        for (partition, buffer) in &state.buffers {
-            head.advance(*partition, buffer.next);
-        }
-        head
+        self.state().head()
     }
 
     /// Appends a record of the log and queues it for every connection that sees it. Returns how many
@@ -445,11 +451,7 @@ impl Hub {
     /// Queues a `Head` marker for every connection, so idle ones can hand out fresh resume tokens.
     pub fn broadcast_head(&self) {
         let state = self.state();
-        let mut head = SyncToken::default();
-        for (partition, buffer) in &state.buffers {
-            head.advance(*partition, buffer.next);
-        }
-        let head = Arc::new(head);
+        let head = Arc::new(state.head());
         for connection in state.connections.values() {
             // A full queue will overflow on its own; the marker is only an optimisation.
             let _ = connection.queue.try_send(Outbound::Head(Arc::clone(&head)));

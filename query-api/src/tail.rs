@@ -22,14 +22,19 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Tails `topic` into `hub` until the process ends; retries from scratch when Kafka is unreachable at start.
 pub async fn run(kafka: KafkaConfig, topic: String, decoder: EventDecoder, hub: Arc<Hub>, buffer: usize) {
-    loop {
-        match tail(&kafka, &topic, &decoder, &hub, buffer).await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), topic, "the event tail stopped; restarting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+    let (kafka, topic, decoder, hub) = (&kafka, topic.as_str(), &decoder, hub.as_ref());
+    restarting("the event tail", topic, move || tail(kafka, topic, decoder, hub, buffer)).await;
+}
+
+/// Runs `tail` again a second after each failure (Kafka unreachable, a topic missing), until it returns.
+async fn restarting<F, Fut>(what: &str, topic: &str, mut tail: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    while let Err(error) = tail().await {
+        tracing::warn!(error = %format!("{error:#}"), topic, "{what} stopped; restarting");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -122,15 +127,8 @@ pub struct Typing {
 
 /// Tails the ephemeral topic from its end into the hub.
 pub async fn run_ephemeral(kafka: KafkaConfig, topic: String, hub: Arc<Hub>, presence: Arc<Presence>) {
-    loop {
-        match tail_ephemeral(&kafka, &topic, &hub, &presence).await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), topic, "the ephemeral tail stopped; restarting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
+    let (kafka, topic, hub, presence) = (&kafka, topic.as_str(), hub.as_ref(), presence.as_ref());
+    restarting("the ephemeral tail", topic, move || tail_ephemeral(kafka, topic, hub, presence)).await;
 }
 
 async fn tail_ephemeral(kafka: &KafkaConfig, topic: &str, hub: &Hub, presence: &Presence) -> anyhow::Result<()> {
