@@ -7,44 +7,21 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chatsdk_client::api::{CreateChannel, EditMessage, MarkRead, NewMember, SendMessage};
+use chatsdk_client::api::{CreateChannel, EditMessage, MarkRead, SendMessage};
 use chatsdk_client::token::{Claims, mint};
 use chatsdk_client::views::ServerFrame;
 use chatsdk_client::{Client, ClientError};
 use chatsdk_schemas::events::{ChannelType, Role};
 use chatsdk_schemas::ids::{ChannelId, MessageId, UserId};
-use common::Harness;
+use common::{Harness, follow, group, id, send};
 use serde_json::Value;
 use std::time::Duration;
-
-fn id<T: std::str::FromStr>(text: &str) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    text.parse().unwrap()
-}
 
 fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
     match result {
         Err(ClientError::Api { status, code, .. }) => (status.as_u16(), code),
         other => panic!("expected an API error, got {other:?}"),
     }
-}
-
-async fn group(alice: &Client, members: &[&str]) -> ChannelId {
-    let members = members.iter().map(|user| NewMember { user_id: id(user), role: None }).collect();
-    alice.create_channel(&CreateChannel { members, ..CreateChannel::new(ChannelType::Group) }).await.unwrap().channel_id
-}
-
-/// `reader` will see everything `writer` wrote so far.
-fn follow(reader: &Client, writer: &Client) {
-    for position in writer.session_position().positions() {
-        reader.observe(position);
-    }
-}
-
-async fn send(client: &Client, channel: &ChannelId, text: &str) -> MessageId {
-    client.send_message(channel, &SendMessage::text(text)).await.unwrap().message_id.unwrap()
 }
 
 #[tokio::test]

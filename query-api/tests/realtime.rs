@@ -7,33 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use chatsdk_client::Client;
-use chatsdk_client::api::{CreateChannel, NewMember, SendMessage};
 use chatsdk_client::views::ServerFrame;
-use chatsdk_schemas::events::ChannelType;
-use chatsdk_schemas::ids::{ChannelId, MessageId};
-use common::{Harness, Socket};
+use chatsdk_schemas::ids::MessageId;
+use common::{Harness, Socket, follow, group, id, send};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// How long "nothing more arrives" is watched, after a later event proved the node dispatched.
 const QUIET: Duration = Duration::from_millis(500);
-
-fn id<T: std::str::FromStr>(text: &str) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    text.parse().unwrap()
-}
-
-async fn group(alice: &Client, members: &[&str]) -> ChannelId {
-    let members = members.iter().map(|user| NewMember { user_id: id(user), role: None }).collect();
-    alice.create_channel(&CreateChannel { members, ..CreateChannel::new(ChannelType::Group) }).await.unwrap().channel_id
-}
-
-async fn send(client: &Client, channel: &ChannelId, text: &str) -> MessageId {
-    client.send_message(channel, &SendMessage::text(text)).await.unwrap().message_id.unwrap()
-}
 
 async fn connected(socket: &mut Socket) -> String {
     match socket.next(WAIT).await {
@@ -137,9 +118,7 @@ async fn a_token_older_than_the_buffer_gets_resync_and_sync_fills_the_gap() {
     let alice = harness.user("alice", 0);
     let bob = harness.user("bob", 0);
     let channel = group(&alice, &["bob"]).await;
-    for position in alice.session_position().positions() {
-        bob.observe(position);
-    }
+    follow(&bob, &alice);
     let old = bob.sync(None, None).await.unwrap().next_token;
     let mut watcher = harness.connect(0, "alice", None).await;
     connected(&mut watcher).await;
@@ -155,9 +134,7 @@ async fn a_token_older_than_the_buffer_gets_resync_and_sync_fills_the_gap() {
     match late.next(WAIT).await {
         ServerFrame::Resync { reason, token } => {
             assert_eq!(reason, "token_too_old");
-            for position in alice.session_position().positions() {
-                bob.observe(position);
-            }
+            follow(&bob, &alice);
             let page = bob.sync(Some(&token), None).await.unwrap();
             let synced: Vec<MessageId> = page
                 .events

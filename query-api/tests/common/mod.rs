@@ -8,9 +8,12 @@ mod commands;
 
 use std::time::Duration;
 
+use chatsdk_client::api::{CreateChannel, NewMember, SendMessage};
 use chatsdk_client::views::ServerFrame;
 use chatsdk_client::{Client, Credentials};
 use chatsdk_platform::config::Secret;
+use chatsdk_schemas::events::ChannelType;
+use chatsdk_schemas::ids::{ChannelId, MessageId};
 use chatsdk_testkit::create_topic;
 use chatsdk_testkit::service::RunningService;
 use futures::{SinkExt, StreamExt};
@@ -20,6 +23,31 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 #[allow(unused_imports)] // Each test binary uses its own part of the harness.
 pub use commands::{Harness as Commands, assert_valid};
+
+/// Parses an id (or anything) from text.
+pub fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().unwrap()
+}
+
+/// A group channel created by `owner` with `members`.
+pub async fn group(owner: &Client, members: &[&str]) -> ChannelId {
+    let members = members.iter().map(|user| NewMember { user_id: id(user), role: None }).collect();
+    owner.create_channel(&CreateChannel { members, ..CreateChannel::new(ChannelType::Group) }).await.unwrap().channel_id
+}
+
+pub async fn send(client: &Client, channel: &ChannelId, text: &str) -> MessageId {
+    client.send_message(channel, &SendMessage::text(text)).await.unwrap().message_id.unwrap()
+}
+
+/// `reader` will see everything `writer` wrote so far.
+pub fn follow(reader: &Client, writer: &Client) {
+    for position in writer.session_position().positions() {
+        reader.observe(position);
+    }
+}
 
 pub struct Harness {
     pub commands: Commands,
