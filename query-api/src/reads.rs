@@ -34,7 +34,6 @@ pub const MAX_PAGE: i64 = 200;
 /// What a reader may do in a channel.
 #[derive(Debug, Clone)]
 pub struct Reader {
-    pub partition: i32,
     /// The caller's role when they are an active member.
     pub role: Option<Role>,
 }
@@ -42,7 +41,7 @@ pub struct Reader {
 /// The caller's access to a channel: 404 when the app has no such channel, 403 unless the caller may read.
 pub async fn reader(pool: &PgPool, actor: &Actor, channel: &ChannelId) -> Result<Reader, ApiError> {
     let row = sqlx::query!(
-        r#"SELECT c.channel_type, c.kafka_partition, m.role AS "role?"
+        r#"SELECT c.channel_type, m.role AS "role?"
            FROM channels c
            LEFT JOIN members m
              ON m.app_id = c.app_id AND m.channel_id = c.channel_id AND m.user_id = $3 AND m.left_at IS NULL
@@ -56,11 +55,16 @@ pub async fn reader(pool: &PgPool, actor: &Actor, channel: &ChannelId) -> Result
     .map_err(|error| ApiError::database(&error))?
     .ok_or_else(|| ApiError::not_found("channel_not_found", format!("no channel {channel}")))?;
     let role = row.role.as_deref().and_then(enum_named::<Role>);
-    let public = row.channel_type == "public";
-    if role.is_none() && !public && !actor.is_server {
+    may_read(actor, channel, &row.channel_type, role)?;
+    Ok(Reader { role })
+}
+
+/// The rule: active members, anyone of the app for a public channel, and the app's backend.
+fn may_read(actor: &Actor, channel: &ChannelId, channel_type: &str, role: Option<Role>) -> Result<(), ApiError> {
+    if role.is_none() && channel_type != "public" && !actor.is_server {
         return Err(ApiError::forbidden("not_a_member", format!("you are not a member of {channel}")));
     }
-    Ok(Reader { partition: row.kafka_partition, role })
+    Ok(())
 }
 
 /// The user whose channels are listed: the caller, or for the app's backend the `user_id` parameter.
@@ -210,8 +214,8 @@ pub async fn channel(
     Path(channel): Path<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let channel = path_id::<ChannelId>("channel_id", &channel)?;
-    reader(&state.pool, &read.actor, &channel).await?;
     let actor = &read.actor;
+    // One query reads the channel and the caller's membership: the access check needs nothing more.
     let row = sqlx::query_as!(
         ChannelRow,
         r#"SELECT c.channel_id, c.channel_type, c.name, c.topic, c.custom, c.created_by, c.created_at, c.updated_at,
@@ -231,6 +235,7 @@ pub async fn channel(
     .await
     .map_err(|error| ApiError::database(&error))?
     .ok_or_else(|| ApiError::not_found("channel_not_found", format!("no channel {channel}")))?;
+    may_read(actor, &channel, &row.channel_type, row.role.as_deref().and_then(enum_named::<Role>))?;
     let last = match row.last_message_id {
         Some(id) => messages_by_id(&state.pool, &actor.app_id, &actor.user_id, &[id]).await?.pop(),
         None => None,
