@@ -102,11 +102,13 @@ impl Service for Application {
         // them connects yet, so the service starts (not ready) while a dependency is down.
         let postgres = config.postgres.pool()?;
         let s3 = config.s3.client()?;
+        let hub = Arc::new(Hub::new(config.realtime.buffer_per_partition));
         let readiness = Readiness::new(vec![
             config.kafka.readiness_probe(Self::NAME)?,
             config.postgres.readiness_probe(postgres.clone()),
             config.registry.readiness_probe()?,
             config.s3.readiness_probe(s3),
+            realtime_probe(Arc::clone(&hub)),
         ]);
         let state = Arc::new(AppState {
             apps: AppDirectory::new(postgres.clone(), Duration::from_millis(config.auth.app_cache_ttl_ms)),
@@ -121,7 +123,7 @@ impl Service for Application {
             topic: config.events.topic.clone(),
             ephemeral_topic: config.events.ephemeral_topic.clone(),
             projector_consumer: config.reads.projector_consumer.clone(),
-            hub: Arc::new(Hub::new(config.realtime.buffer_per_partition)),
+            hub,
             presence: Arc::default(),
             node_id: uuid::Uuid::new_v4().simple().to_string(),
             realtime: config.realtime.clone(),
@@ -162,6 +164,18 @@ impl Service for Application {
         }
         outcome
     }
+}
+
+/// Ready for sockets: both tails assigned and the event tail caught up with the log's end at start, so a
+/// load balancer sends no client to a node that would answer `503 realtime_unavailable`.
+fn realtime_probe(hub: Arc<Hub>) -> chatsdk_platform::ops::Probe {
+    chatsdk_platform::ops::Probe::new("realtime", Duration::from_millis(100), move || {
+        let ready = hub.is_ready();
+        async move {
+            anyhow::ensure!(ready, "the log tail is catching up");
+            Ok(())
+        }
+    })
 }
 
 /// Hands every connection the node's head now and then, so idle sockets get fresh resume tokens.

@@ -22,7 +22,7 @@ fn config() -> Config {
 async fn ready_when_every_dependency_of_the_stack_answers() {
     assert_ops_endpoints_ready::<Application>(
         config(),
-        &["kafka", "postgres", "registry", "s3"],
+        &["kafka", "postgres", "registry", "s3", "realtime"],
         Duration::from_secs(30),
     )
     .await;

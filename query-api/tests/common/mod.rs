@@ -14,8 +14,9 @@ use chatsdk_client::{Client, Credentials};
 use chatsdk_platform::config::Secret;
 use chatsdk_schemas::events::ChannelType;
 use chatsdk_schemas::ids::{ChannelId, MessageId};
-use chatsdk_testkit::create_topic;
 use chatsdk_testkit::service::RunningService;
+use chatsdk_testkit::service::get_json;
+use chatsdk_testkit::{create_topic, wait_for};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -67,7 +68,14 @@ impl Harness {
         for _ in 0..nodes {
             let mut config = harness.node_config();
             adjust(&mut config);
-            harness.nodes.push(RunningService::start::<query_api::Application>(config).await);
+            let node = RunningService::start::<query_api::Application>(config).await;
+            // Ready means its tails caught up: sockets are accepted from then on.
+            let url = node.url("/readyz");
+            wait_for("a query node ready", Duration::from_secs(60), || async {
+                (get_json(&url).await.0 == reqwest::StatusCode::OK).then_some(())
+            })
+            .await;
+            harness.nodes.push(node);
         }
         harness
     }
