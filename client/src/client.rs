@@ -21,7 +21,7 @@ use crate::api::{
     EditMessage, ErrorBody, MarkRead, SendMessage, UpdateChannel,
 };
 use crate::position::{Position, SessionPosition};
-use crate::views::{ChannelPage, ChannelView, MemberPage, MessageDetail, MessagePage, SyncPage};
+use crate::views::{ChannelPage, ChannelView, MemberPage, MessageDetail, MessagePage, SearchResults, SyncPage};
 
 /// Who is calling.
 #[derive(Clone)]
@@ -272,6 +272,14 @@ impl Client {
             query.push(("limit", limit.as_str()));
         }
         self.read(format!("/v1/sync{}", query_string(&query))).await
+    }
+
+    /// `GET /v1/search`: `q` plus filters (`channel_id`, `author_id`, `since`, `until`), `order`
+    /// (`relevance`/`newest`), `limit` and `cursor`.
+    pub async fn search(&self, q: &str, query: &[(&str, &str)]) -> Result<SearchResults, ClientError> {
+        let mut all = vec![("q", q)];
+        all.extend_from_slice(query);
+        self.read(format!("/v1/search{}", query_string(&all))).await
     }
 
     /// A GET on the query API with the session's `min_position`.

@@ -99,6 +99,33 @@ pub struct MessagePage {
     pub has_more: bool,
 }
 
+/// `GET /v1/search`: hits in the requested order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub results: Vec<SearchResult>,
+    /// Pass as `cursor` (with the same query and filters) for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One hit: the message as history shows it, and where the query matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub message: MessageView,
+    /// BM25 relevance (`order=relevance` only).
+    pub score: Option<f32>,
+    pub highlight: Highlight,
+}
+
+/// The best-matching fragment of the indexed text (at most 200 characters), with the matched words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Highlight {
+    pub fragment: String,
+    /// `[start, end)` of each match, in characters (Unicode scalar values) of `fragment`.
+    pub ranges: Vec<[usize; 2]>,
+    /// `fragment` as HTML: matches in `<b>`, everything else escaped.
+    pub html: String,
+}
+
 /// Who reacted with what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReactionView {

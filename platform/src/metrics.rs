@@ -27,6 +27,16 @@ pub const PROJECTOR_RETRIES_TOTAL: &str = "chatsdk_projector_retries_total";
 /// Next offset to apply, per partition (a label bounded by the partition count).
 pub const PROJECTOR_CHECKPOINT: &str = "chatsdk_projector_checkpoint";
 
+/// Events the search consumer read, decodable or not.
+pub const SEARCH_EVENTS_TOTAL: &str = "chatsdk_search_events_total";
+/// Documents the search consumer added, replaced or turned into tombstones.
+pub const SEARCH_DOCUMENT_CHANGES_TOTAL: &str = "chatsdk_search_document_changes_total";
+/// Duration of a Tantivy commit (with its offsets).
+pub const SEARCH_COMMIT_DURATION_SECONDS: &str = "chatsdk_search_commit_duration_seconds";
+/// Next offset the search index will apply, per partition (its last commit).
+pub const SEARCH_CHECKPOINT: &str = "chatsdk_search_checkpoint";
+/// Searches answered, by outcome (`ok`, `invalid_query`, `unavailable`).
+pub const QUERY_SEARCHES_TOTAL: &str = "chatsdk_query_searches_total";
 /// Events the command API appended, by event type.
 pub const COMMAND_EVENTS_APPENDED_TOTAL: &str = "chatsdk_command_events_appended_total";
 /// From handing an event to the producer to Kafka's acknowledgement (acks=all), successful or not.

@@ -9,6 +9,7 @@ use chatsdk_platform::registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::consumer::ConsumerSettings;
+use crate::search::SearchSettings;
 
 pub const DEFAULT_PORT: u16 = 18170;
 
@@ -23,8 +24,10 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Longest pause between two attempts to apply the migrations while PostgreSQL is unreachable.
     pub migration_retry_max_ms: u64,
-    /// Consumer group, topics and batching.
+    /// The read-model consumer: group, topics and batching.
     pub consumer: ConsumerSettings,
+    /// The search consumer and its index.
+    pub search: SearchSettings,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             migration_retry_max_ms: 5_000,
             consumer: ConsumerSettings::default(),
+            search: SearchSettings::default(),
         }
     }
 }
@@ -61,6 +65,12 @@ impl Config {
         ensure(self.consumer.batch_max_events > 0, || "consumer.batch_max_events must be at least 1".to_owned())?;
         ensure(self.consumer.topic != self.consumer.dlq_topic, || {
             "consumer.dlq_topic must differ from consumer.topic".to_owned()
+        })?;
+        ensure(self.consumer.enabled || self.search.enabled, || {
+            "nothing to run: enable consumer.enabled, search.enabled or both".to_owned()
+        })?;
+        ensure(self.search.batch_max_events > 0 && self.search.commit_max_events > 0, || {
+            "search.batch_max_events and search.commit_max_events must be at least 1".to_owned()
         })
     }
 }

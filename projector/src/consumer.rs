@@ -36,6 +36,8 @@ use crate::store::{self, BatchError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerSettings {
+    /// Runs the read-model consumer in this process (off for a search-only replica).
+    pub enabled: bool,
     /// Consumer group, also the name of the checkpoints in PostgreSQL.
     pub group_id: String,
     pub topic: String,
@@ -51,6 +53,7 @@ pub struct ConsumerSettings {
 impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             group_id: "chatsdk-projector-pg".to_owned(),
             topic: chatsdk_schemas::topics::CHANNEL_EVENTS.to_owned(),
             dlq_topic: chatsdk_schemas::topics::CHANNEL_EVENTS_DLQ.to_owned(),

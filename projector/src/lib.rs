@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod migrations;
 pub mod model;
 pub mod rebuild;
+pub mod search;
 pub mod store;
 
 use std::future::Future;
@@ -29,7 +30,10 @@ pub struct Application {
     postgres: PgPool,
     migrations: migrations::MigrationState,
     migration_retry_max: Duration,
-    projector: consumer::Projector,
+    /// The read-model consumer (`[consumer] enabled`).
+    projector: Option<consumer::Projector>,
+    /// The search consumer (`[search] enabled`).
+    search: Option<search::SearchProjector>,
 }
 
 impl Service for Application {
@@ -47,16 +51,29 @@ impl Service for Application {
     async fn build(config: Config) -> anyhow::Result<Self> {
         let postgres = config.postgres.pool()?;
         let migrations = migrations::MigrationState::default();
-        let readiness = Readiness::new(vec![
-            config.kafka.readiness_probe(Self::NAME)?,
-            config.postgres.readiness_probe(postgres.clone()),
-            config.registry.readiness_probe()?,
-            migrations.readiness_probe(),
-        ]);
+        let mut probes = vec![config.kafka.readiness_probe(Self::NAME)?, config.registry.readiness_probe()?];
+        if config.consumer.enabled {
+            probes.push(config.postgres.readiness_probe(postgres.clone()));
+            probes.push(migrations.readiness_probe());
+        }
+        let mut readiness = Readiness::new(probes);
         let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
-        let projector = consumer::Projector::new(config.consumer.clone(), &config.kafka, postgres.clone(), decoder)?;
-        let lag = projector.lag_board();
-        let readiness = readiness.with_report("lag", move || serde_json::json!(lag.snapshot()));
+        let projector = if config.consumer.enabled {
+            let projector =
+                consumer::Projector::new(config.consumer.clone(), &config.kafka, postgres.clone(), decoder.clone())?;
+            let lag = projector.lag_board();
+            readiness = readiness.with_report("lag", move || serde_json::json!(lag.snapshot()));
+            Some(projector)
+        } else {
+            None
+        };
+        let search = config.search.enabled.then(|| {
+            search::SearchProjector::new(config.search.clone(), &config.consumer.topic, &config.kafka, decoder)
+        });
+        if let Some(search) = &search {
+            let progress = search.progress();
+            readiness = readiness.with_report("search", move || serde_json::json!({ "committed": progress.snapshot() }));
+        }
         let http = HttpService::bind(&config.http, Router::new(), readiness).await?;
         Ok(Self {
             http,
@@ -64,6 +81,7 @@ impl Service for Application {
             migrations,
             migration_retry_max: Duration::from_millis(config.migration_retry_max_ms),
             projector,
+            search,
         })
     }
 
@@ -72,7 +90,7 @@ impl Service for Application {
     }
 
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        // One shutdown signal, seen by the HTTP server and the consumer.
+        // One shutdown signal, seen by the HTTP server and the consumers.
         // A failing consumer stops the whole process too: a projector that serves /healthz but no longer
         // consumes must not look alive.
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -81,26 +99,41 @@ impl Service for Application {
             // A closed channel also means stop.
             let _closed = stopped.wait_for(|stop| *stop).await;
         };
-        // The schema is applied in the background, retried until PostgreSQL answers, so the projector starts
-        // (not ready) during an outage and recovers by itself; consuming starts once the schema is there.
-        let consuming = {
-            let (pool, state, retry_max, projector) =
-                (self.postgres.clone(), self.migrations.clone(), self.migration_retry_max, self.projector);
-            let stop_consuming = wait_for_stop(stopped.clone());
+        let stopping_on_failure = |what: &'static str, work: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
             let stop_on_failure = std::sync::Arc::clone(&stop);
             tokio::spawn(async move {
-                let mut stop_consuming = std::pin::pin!(stop_consuming);
-                let consumed = tokio::select! {
-                    () = migrations::apply_with_retry(pool, state, retry_max) => projector.run(stop_consuming).await,
-                    () = &mut stop_consuming => Ok(()),
-                };
-                if let Err(error) = &consumed {
-                    tracing::error!(error = format!("{error:#}"), "consumer failed, stopping");
+                let outcome = work.await;
+                if let Err(error) = &outcome {
+                    tracing::error!(error = format!("{error:#}"), consumer = what, "consumer failed, stopping");
                     let _receivers_may_be_gone = stop_on_failure.send(true);
                 }
-                consumed
+                outcome
             })
         };
+        let mut consumers = Vec::new();
+        // The schema is applied in the background, retried until PostgreSQL answers, so the projector starts
+        // (not ready) during an outage and recovers by itself; consuming starts once the schema is there.
+        if let Some(projector) = self.projector {
+            let (pool, state, retry_max) = (self.postgres.clone(), self.migrations.clone(), self.migration_retry_max);
+            let stop_consuming = wait_for_stop(stopped.clone());
+            consumers.push(stopping_on_failure(
+                "read models",
+                Box::pin(async move {
+                    let mut stop_consuming = std::pin::pin!(stop_consuming);
+                    tokio::select! {
+                        () = migrations::apply_with_retry(pool, state, retry_max) => projector.run(stop_consuming).await,
+                        () = &mut stop_consuming => Ok(()),
+                    }
+                }),
+            ));
+        }
+        if let Some(search) = self.search {
+            let stop_consuming = wait_for_stop(stopped.clone());
+            consumers.push(stopping_on_failure(
+                "search",
+                Box::pin(async move { search.run(stop_consuming, None).await.map(|_offsets| ()) }),
+            ));
+        }
         let serving = self.http.run_until_stopped(wait_for_stop(stopped.clone()));
         let relay = async move {
             tokio::select! {
@@ -110,7 +143,11 @@ impl Service for Application {
             let _receivers_may_be_gone = stop.send(true);
         };
         let (served, ()) = tokio::join!(serving, relay);
-        let consumed = consuming.await.map_err(|error| anyhow::anyhow!("consumer task: {error}"))?;
+        let mut consumed = Ok(());
+        for consumer in consumers {
+            let outcome = consumer.await.map_err(|error| anyhow::anyhow!("consumer task: {error}"))?;
+            consumed = consumed.and(outcome);
+        }
         self.postgres.close().await;
         served.and(consumed)
     }

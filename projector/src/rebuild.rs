@@ -1,7 +1,9 @@
 //! `projector rebuild` and `projector checksum`: replay the whole log into an empty database, and digest
-//! a database's read models so two of them can be compared.
+//! a database's read models so two of them can be compared; `projector rebuild-search`: rebuild the search
+//! index from offset 0.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +15,7 @@ use sqlx::PgPool;
 
 use crate::Config;
 use crate::consumer::Projector;
+use crate::search::SearchProjector;
 use crate::store;
 
 /// Projects the topic from offset 0 into the empty database at `target_url` with a consumer group of its own,
@@ -92,4 +95,41 @@ async fn caught_up(pool: PgPool, group: String, topic: String, ends: HashMap<i32
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `projector rebuild-search`: builds a new index from offset 0 beside `target` (with a Kafka group of its
+/// own), up to the log end it saw when starting, then swaps it in. Holds the old index's writer lock all along:
+/// it refuses to run while a search consumer writes there, and none can start meanwhile. Readers (query-api)
+/// follow the swap by themselves. Returns a summary line.
+pub async fn rebuild_search(config: &Config, target: &Path) -> anyhow::Result<String> {
+    let lock_target = target.to_owned();
+    let guard = tokio::task::spawn_blocking(move || chatsdk_search::schema::hold_writer_lock(&lock_target))
+        .await
+        .context("lock task")??;
+    let staging = sibling(target, "rebuild")?;
+    let ends = log_ends(config).await?;
+    let mut settings = config.search.clone();
+    settings.index_dir = staging.clone();
+    settings.group_id = format!("{}-rebuild-{}", settings.group_id, uuid::Uuid::new_v4().simple());
+    let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
+    tracing::info!(staging = %staging.display(), ?ends, "rebuilding the search index from offset 0");
+    let projector = SearchProjector::new(settings, &config.consumer.topic, &config.kafka, decoder);
+    let offsets = projector.run(std::future::pending(), Some(ends)).await?;
+    let retired = sibling(target, "retired")?;
+    drop(guard);
+    if target.exists() {
+        std::fs::rename(target, &retired).with_context(|| format!("moving {} aside", target.display()))?;
+    }
+    std::fs::rename(&staging, target).with_context(|| format!("moving the new index to {}", target.display()))?;
+    if retired.exists() {
+        std::fs::remove_dir_all(&retired).with_context(|| format!("removing {}", retired.display()))?;
+    }
+    let view = chatsdk_search::IndexView::open(target)?;
+    Ok(format!("{} messages searchable, offsets {offsets:?}", view.live_documents()?))
+}
+
+/// A fresh path next to `target` (same filesystem, so the swap is a rename).
+fn sibling(target: &Path, purpose: &str) -> anyhow::Result<PathBuf> {
+    let name = target.file_name().and_then(|name| name.to_str()).context("the index directory has no name")?;
+    Ok(target.with_file_name(format!("{name}.{purpose}-{}", uuid::Uuid::new_v4().simple())))
 }

@@ -96,6 +96,24 @@ impl Default for RealtimeConfig {
     }
 }
 
+/// Search (`GET /v1/search`): the index directory a search consumer (`projector`, `[search] enabled`) writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Unset: search answers `503 search_unavailable`.
+    pub index_dir: Option<std::path::PathBuf>,
+    /// How often the node looks for a new commit of the index.
+    pub refresh_interval_ms: u64,
+    /// Largest page (`limit`).
+    pub max_limit: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { index_dir: None, refresh_interval_ms: 100, max_limit: 100 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -109,6 +127,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub reads: ReadsConfig,
     pub realtime: RealtimeConfig,
+    pub search: SearchConfig,
 }
 
 impl Default for Config {
@@ -124,6 +143,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             reads: ReadsConfig::default(),
             realtime: RealtimeConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -147,6 +167,9 @@ impl Config {
         })?;
         ensure(self.reads.min_position_wait_ms < self.http.request_timeout_ms, || {
             "reads.min_position_wait_ms must be below http.request_timeout_ms".to_owned()
+        })?;
+        ensure(self.search.refresh_interval_ms > 0 && self.search.max_limit > 0, || {
+            "search.refresh_interval_ms and search.max_limit must be positive".to_owned()
         })?;
         let realtime = &self.realtime;
         ensure(realtime.buffer_per_partition > 0 && realtime.queue_capacity > 0, || {

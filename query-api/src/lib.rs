@@ -8,6 +8,7 @@ pub mod presence;
 pub mod reads;
 pub mod realtime;
 pub mod request;
+pub mod search;
 pub mod sync;
 pub mod tail;
 
@@ -56,6 +57,10 @@ pub struct AppState {
     pub realtime: RealtimeConfig,
     /// Publishes typing indicators.
     pub producer: Publisher,
+    /// This node's view of the search index.
+    pub search: Arc<search::SearchIndex>,
+    /// Largest search page.
+    pub search_max_limit: usize,
 }
 
 /// The Kafka producer for ephemeral events.
@@ -103,13 +108,17 @@ impl Service for Application {
         let postgres = config.postgres.pool()?;
         let s3 = config.s3.client()?;
         let hub = Arc::new(Hub::new(config.realtime.buffer_per_partition));
+        let search = Arc::new(search::SearchIndex::new(config.search.index_dir.clone()));
+        // Search is reported, not probed: a node without its index still serves reads and sockets.
+        let search_report = Arc::clone(&search);
         let readiness = Readiness::new(vec![
             config.kafka.readiness_probe(Self::NAME)?,
             config.postgres.readiness_probe(postgres.clone()),
             config.registry.readiness_probe()?,
             config.s3.readiness_probe(s3),
             realtime_probe(Arc::clone(&hub)),
-        ]);
+        ])
+        .with_report("search", move || search_report.report());
         let state = Arc::new(AppState {
             apps: AppDirectory::new(postgres.clone(), Duration::from_millis(config.auth.app_cache_ttl_ms)),
             clock_skew_secs: i64::try_from(config.auth.clock_skew_secs).unwrap_or(i64::MAX),
@@ -128,6 +137,8 @@ impl Service for Application {
             node_id: uuid::Uuid::new_v4().simple().to_string(),
             realtime: config.realtime.clone(),
             producer: Publisher(config.kafka.producer(Self::NAME)?),
+            search,
+            search_max_limit: config.search.max_limit,
         });
         let http = HttpService::bind(&config.http, routes(Arc::clone(&state)), readiness).await?;
         Ok(Self { http, config, state })
@@ -157,6 +168,10 @@ impl Service for Application {
             )),
             tokio::spawn(realtime::presence_loop(Arc::clone(&self.state))),
             tokio::spawn(heads(hub, Duration::from_millis(self.config.realtime.heartbeat_interval_ms))),
+            tokio::spawn(search::follow(
+                Arc::clone(&self.state.search),
+                Duration::from_millis(self.config.search.refresh_interval_ms),
+            )),
         ];
         let outcome = self.http.run_until_stopped(shutdown).await;
         for task in tasks {
@@ -195,6 +210,7 @@ async fn openapi() -> impl axum::response::IntoResponse {
 pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/channels", get(reads::my_channels))
+        .route("/v1/search", get(search::search))
         .route("/v1/channels/{channel_id}", get(reads::channel))
         .route("/v1/channels/{channel_id}/members", get(reads::members))
         .route("/v1/channels/{channel_id}/messages", get(reads::history))

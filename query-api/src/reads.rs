@@ -511,7 +511,7 @@ pub async fn message(
 }
 
 /// Messages by id (any channel of the app; callers check the channel), purged ones left out.
-async fn messages_by_id(
+pub(crate) async fn messages_by_id(
     pool: &PgPool,
     app: &AppId,
     viewer: &UserId,

@@ -98,6 +98,12 @@ impl IndexView {
     pub fn fields(&self) -> &Fields {
         &self.fields
     }
+
+    /// Messages that can be found (tombstones left out), as of the current snapshot.
+    pub fn live_documents(&self) -> anyhow::Result<u64> {
+        let live = TermQuery::new(Term::from_field_u64(self.fields.deleted, 0), IndexRecordOption::Basic);
+        Ok(self.snapshot().searcher.search(&live, &tantivy::collector::Count)? as u64)
+    }
 }
 
 /// Which channels a search may look in.

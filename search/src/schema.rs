@@ -210,3 +210,16 @@ pub fn open_existing(directory: &Path) -> anyhow::Result<Index> {
     analyzer::register_all(&index);
     Ok(index)
 }
+
+/// Takes the writer lock of the index in `directory`, if there is one, and holds it while the guard lives:
+/// a projector cannot start writing there meanwhile, and one already writing makes this fail.
+pub fn hold_writer_lock(directory: &Path) -> anyhow::Result<Option<tantivy::IndexWriter<TantivyDocument>>> {
+    if !directory.join("meta.json").exists() {
+        return Ok(None);
+    }
+    let index = open_existing(directory)?;
+    let writer = index.writer_with_num_threads(1, 15_000_000).with_context(|| {
+        format!("the index in {} is being written (stop its search consumer first)", directory.display())
+    })?;
+    Ok(Some(writer))
+}

@@ -258,17 +258,6 @@ impl SearchWriter {
         Ok(true)
     }
 
-    /// Live documents in the last commit.
-    pub fn live_documents(&self) -> anyhow::Result<u64> {
-        let searcher = self.reader.searcher();
-        let documents: u64 = searcher.segment_readers().iter().map(|segment| u64::from(segment.num_docs())).sum();
-        let tombstones = searcher.search(
-            &TermQuery::new(Term::from_field_u64(self.fields.deleted, 1), IndexRecordOption::Basic),
-            &tantivy::collector::Count,
-        )? as u64;
-        Ok(documents.saturating_sub(tombstones))
-    }
-
     /// Waits for Tantivy's background merges and releases the writer lock.
     pub fn close(self) -> anyhow::Result<()> {
         self.writer.wait_merging_threads().context("waiting for merges")?;

@@ -137,7 +137,7 @@ fn edits_replace_deletes_remove_and_retries_change_nothing() {
     assert_eq!(found(&view, &request("app", "final", everything.clone())), vec![changed]);
     assert_eq!(found(&view, &request("app", "secret", everything.clone())), Vec::<Uuid>::new());
     assert_eq!(found(&view, &request("app", "retry", everything)), Vec::<Uuid>::new(), "the first send wins");
-    assert_eq!(writer.live_documents().ok(), Some(2));
+    assert_eq!(view.live_documents().ok(), Some(2));
 }
 
 #[test]

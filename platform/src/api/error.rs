@@ -14,6 +14,9 @@ pub enum ApiError {
     /// A malformed query parameter or path segment.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// A search query that does not parse; `position` is the character where the mistake is.
+    #[error("{message}")]
+    InvalidQuery { message: String, position: usize },
     /// JSON of the wrong shape: unknown or missing fields, wrong types, invalid ids.
     #[error("{0}")]
     InvalidRequest(String),
@@ -90,7 +93,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::BadRequest { .. } | Self::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidRequest(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -106,6 +109,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidQuery { .. } => "invalid_query",
             Self::InvalidRequest(_) => "invalid_request",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Unauthenticated(_) => "unauthenticated",
@@ -127,7 +131,16 @@ impl IntoResponse for ApiError {
             Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
-        let mut response = error_response(self.status(), self.code(), self.to_string());
+        let mut response = match &self {
+            // The one error with a field beyond code and message: where in the query the mistake is.
+            Self::InvalidQuery { message, position } => {
+                let body = serde_json::json!({
+                    "error": { "code": self.code(), "message": message, "position": position }
+                });
+                (self.status(), axum::Json(body)).into_response()
+            }
+            _ => error_response(self.status(), self.code(), self.to_string()),
+        };
         if let Some(retry_after) = retry_after {
             // Whole seconds, rounded up: a client waiting this long finds a token.
             let seconds = retry_after.as_millis().div_ceil(1000).max(1);

@@ -1,0 +1,309 @@
+//! The search consumer: the event log → the Tantivy index, exactly once.
+//!
+//! The index needs every partition in one writer, so this consumer assigns all partitions itself instead of
+//! joining a group's rebalancing; the group id only names the offsets it reports to Kafka for outside lag
+//! monitoring. The truth is the commit payload: on start, each partition is read from the offset the last
+//! Tantivy commit recorded, and a commit stores documents and offsets together, so a crash between commits
+//! loses both and the events are applied again. Tantivy's work (indexing, commits, merges) runs on blocking
+//! threads, never on the async runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_platform::metrics as names;
+use chatsdk_schemas::{DecodeError, Envelope, EventDecoder};
+use chatsdk_search::{Analyzer, Change, SearchWriter, WriterSettings};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The search consumer's settings (`[search]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSettings {
+    /// Runs the search consumer in this process.
+    pub enabled: bool,
+    /// Where the index lives; the query API opens the same directory.
+    pub index_dir: PathBuf,
+    /// Names the offsets reported to Kafka (monitoring only). Give each replica its own.
+    pub group_id: String,
+    /// A commit happens at least this often while events arrive…
+    pub commit_interval_ms: u64,
+    /// …or after this many events, whichever comes first.
+    pub commit_max_events: usize,
+    /// Events handed to the writer at a time.
+    pub batch_max_events: usize,
+    /// Tantivy's indexing memory budget.
+    pub writer_memory_mb: usize,
+    pub writer_threads: usize,
+    /// The analyzer of apps not listed in `analyzers` (fixed when the index is created).
+    pub default_analyzer: Analyzer,
+    /// Per-app analyzers, e.g. `{ "tokyo-app" = "cjk" }`; takes effect for an app without documents yet, or
+    /// after `projector rebuild-search`.
+    pub analyzers: BTreeMap<String, Analyzer>,
+    /// Longest pause between retries while the registry is unreachable.
+    pub retry_max_ms: u64,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            index_dir: PathBuf::from("data/search-index"),
+            group_id: "chatsdk-projector-search".to_owned(),
+            commit_interval_ms: 1_000,
+            commit_max_events: 50_000,
+            batch_max_events: 2_000,
+            writer_memory_mb: 64,
+            writer_threads: 1,
+            default_analyzer: Analyzer::Default,
+            analyzers: BTreeMap::new(),
+            retry_max_ms: 5_000,
+        }
+    }
+}
+
+/// The offsets of the last commit, shown on `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub struct SearchProgress {
+    committed: Arc<Mutex<BTreeMap<i32, i64>>>,
+}
+
+impl SearchProgress {
+    pub fn snapshot(&self) -> BTreeMap<i32, i64> {
+        self.committed.lock().map(|committed| committed.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, offsets: &BTreeMap<i32, i64>) {
+        if let Ok(mut committed) = self.committed.lock() {
+            committed.clone_from(offsets);
+        }
+        for (partition, next) in offsets {
+            metrics::gauge!(names::SEARCH_CHECKPOINT, "partition" => partition.to_string()).set(*next as f64);
+        }
+    }
+}
+
+/// One consumed record: its event, or `None` when it cannot be decoded (the PostgreSQL projector
+/// dead-letters those; here it only moves the offset).
+type Record = (i32, i64, Option<Envelope>);
+
+pub struct SearchProjector {
+    settings: SearchSettings,
+    topic: String,
+    kafka: KafkaConfig,
+    decoder: EventDecoder,
+    progress: SearchProgress,
+}
+
+impl std::fmt::Debug for SearchProjector {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SearchProjector").field("settings", &self.settings).finish()
+    }
+}
+
+impl SearchProjector {
+    pub fn new(settings: SearchSettings, topic: &str, kafka: &KafkaConfig, decoder: EventDecoder) -> Self {
+        Self { settings, topic: topic.to_owned(), kafka: kafka.clone(), decoder, progress: SearchProgress::default() }
+    }
+
+    pub fn progress(&self) -> SearchProgress {
+        self.progress.clone()
+    }
+
+    /// Consumes until `shutdown` resolves or, when `until` is given, until every partition's commit reached
+    /// the offset it names; commits what was applied before returning.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        until: Option<HashMap<i32, i64>>,
+    ) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let writer_settings = WriterSettings {
+            topic: self.topic.clone(),
+            memory_bytes: self.settings.writer_memory_mb.max(15) * 1_000_000,
+            threads: self.settings.writer_threads,
+            default_analyzer: self.settings.default_analyzer,
+            analyzers: self.settings.analyzers.clone(),
+        };
+        let directory = self.settings.index_dir.clone();
+        let writer = blocking(move || SearchWriter::open(&directory, writer_settings)).await?;
+        let mut next: HashMap<i32, i64> = writer.committed().offsets.iter().map(|(p, o)| (*p, *o)).collect();
+        self.progress.set(&writer.committed().offsets);
+        let writer = Arc::new(Mutex::new(writer));
+
+        let partitions = partitions_of(&self.kafka, &self.topic).await?;
+        let consumer: StreamConsumer =
+            self.kafka.consumer_config("projector-search", Some(&self.settings.group_id)).create()?;
+        let mut assignment = TopicPartitionList::new();
+        for partition in &partitions {
+            let offset = next.get(partition).map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            assignment.add_partition_offset(&self.topic, *partition, offset)?;
+        }
+        consumer.assign(&assignment).context("assigning the partitions")?;
+        tracing::info!(index = %self.settings.index_dir.display(), offsets = ?next, "search consumer resuming from the index's commit");
+
+        let done = |committed: &BTreeMap<i32, i64>| {
+            until.as_ref().is_some_and(|ends| {
+                ends.iter().all(|(partition, end)| *end == 0 || committed.get(partition).is_some_and(|next| next >= end))
+            })
+        };
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut batch: Vec<Record> = Vec::new();
+        let mut last_commit = Instant::now();
+        let commit_interval = Duration::from_millis(self.settings.commit_interval_ms);
+        let tick = commit_interval.min(Duration::from_millis(100));
+        loop {
+            if done(&self.progress.snapshot()) {
+                break;
+            }
+            let received = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                received = consumer.recv() => Some(received),
+                () = tokio::time::sleep(tick) => None,
+            };
+            if let Some(received) = received {
+                match received {
+                    Ok(message) => {
+                        let (partition, offset) = (message.partition(), message.offset());
+                        let expected = next.get(&partition).copied().unwrap_or(0);
+                        if offset < expected {
+                            continue; // fetched again after a reconnect: already applied
+                        }
+                        if offset > expected && expected > 0 {
+                            tracing::warn!(partition, expected, offset, "offsets missing from the log, continuing");
+                        }
+                        next.insert(partition, offset + 1);
+                        let envelope = self.decode(message.payload().unwrap_or_default()).await;
+                        batch.push((partition, offset, envelope));
+                        if batch.len() < self.settings.batch_max_events {
+                            continue;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "kafka consume error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            let due = last_commit.elapsed() >= commit_interval;
+            if batch.is_empty() && !due {
+                continue;
+            }
+            let committed = self.apply(&writer, std::mem::take(&mut batch), due).await?;
+            if let Some(offsets) = committed {
+                last_commit = Instant::now();
+                self.report(&consumer, &offsets);
+            } else if due {
+                last_commit = Instant::now();
+            }
+        }
+        let committed = self.apply(&writer, batch, true).await?;
+        if let Some(offsets) = &committed {
+            self.report(&consumer, offsets);
+        }
+        let offsets = self.progress.snapshot();
+        let writer = Arc::try_unwrap(writer)
+            .map_err(|_| anyhow::anyhow!("the writer is still in use"))?
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("a writer task panicked"))?;
+        blocking(move || writer.close()).await?;
+        tracing::info!(?offsets, "search consumer stopped");
+        Ok(offsets)
+    }
+
+    /// Hands a batch to the writer on a blocking thread and commits when `commit_now` or enough events wait.
+    /// Returns the offsets when it committed.
+    async fn apply(
+        &self,
+        writer: &Arc<Mutex<SearchWriter>>,
+        batch: Vec<Record>,
+        commit_now: bool,
+    ) -> anyhow::Result<Option<BTreeMap<i32, i64>>> {
+        let writer = Arc::clone(writer);
+        let commit_max = self.settings.commit_max_events;
+        blocking(move || {
+            let mut writer = writer.lock().map_err(|_| anyhow::anyhow!("a writer task panicked"))?;
+            let mut changed = 0_u64;
+            for (partition, offset, envelope) in &batch {
+                if writer.apply(*partition, *offset, envelope.as_ref())? != Change::None {
+                    changed += 1;
+                }
+            }
+            metrics::counter!(names::SEARCH_EVENTS_TOTAL).increment(batch.len() as u64);
+            metrics::counter!(names::SEARCH_DOCUMENT_CHANGES_TOTAL).increment(changed);
+            if !commit_now && writer.uncommitted_events() < commit_max {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            if !writer.commit()? {
+                return Ok(None);
+            }
+            metrics::histogram!(names::SEARCH_COMMIT_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+            Ok(Some(writer.committed().offsets.clone()))
+        })
+        .await
+    }
+
+    /// After a commit: progress for `/readyz` and metrics, and a hint to Kafka for outside lag monitoring.
+    fn report(&self, consumer: &StreamConsumer, offsets: &BTreeMap<i32, i64>) {
+        self.progress.set(offsets);
+        let mut hint = TopicPartitionList::new();
+        for (partition, next) in offsets {
+            let _ignored = hint.add_partition_offset(&self.topic, *partition, Offset::Offset(*next));
+        }
+        let _hint_only = consumer.commit(&hint, CommitMode::Async);
+        tracing::debug!(?offsets, "search index committed");
+    }
+
+    /// Decodes a record, waiting out registry outages (an event is never skipped because the registry was
+    /// down); other failures make it a record without event.
+    async fn decode(&self, payload: &[u8]) -> Option<Envelope> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.decoder.decode(payload).await {
+                Ok(envelope) => return Some(envelope),
+                Err(error @ DecodeError::RegistryUnavailable(_)) => {
+                    tracing::warn!(error = %error, "registry unavailable, retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
+                }
+                Err(error) => {
+                    tracing::debug!(error = %error, "undecodable record skipped by search");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work).await.context("search writer task")?
+}
+
+/// The partitions of `topic`, asked on a blocking thread with a client of its own.
+async fn partitions_of(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let client: BaseConsumer = kafka.consumer_config("projector-search-metadata", None).create()?;
+    let topic = topic.to_owned();
+    blocking(move || {
+        let metadata =
+            client.fetch_metadata(Some(&topic), METADATA_TIMEOUT).context("fetching the topic's metadata")?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|candidate| candidate.name() == topic)
+            .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+            .collect();
+        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+        Ok(partitions)
+    })
+    .await
+}
