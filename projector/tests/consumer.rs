@@ -1,6 +1,6 @@
-//! The projector's consumer against the real broker, registry and database: every event applied exactly
+//! The projector's consumers against the real broker, registry and database: every event applied exactly
 //! once across partitions, poison events to the dead-letter topic, and a SIGKILL mid-stream that loses and
-//! duplicates nothing.
+//! duplicates nothing — for the read models and for the search index.
 
 #![allow(clippy::unwrap_used)]
 
@@ -492,5 +492,166 @@ async fn replay_into_a_fresh_database_yields_the_same_checksum() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
     fresh.drop_database().await;
+    setup.database.drop_database().await;
+}
+
+/// What search must hold after `events`, folded independently of the writer: the first send of an id wins,
+/// an edit replaces a live message's text, a delete removes it for good.
+fn expected_search(events: &[PositionedEvent]) -> BTreeMap<Uuid, String> {
+    let mut live = BTreeMap::new();
+    let mut gone = std::collections::BTreeSet::new();
+    for event in events {
+        match &event.envelope.event {
+            Event::MessageSent(sent) => {
+                let id = *sent.message_id.as_uuid();
+                if !gone.contains(&id) {
+                    live.entry(id).or_insert_with(|| sent.text.clone());
+                }
+            }
+            Event::MessageEdited(edited) => {
+                if let Some(text) = live.get_mut(edited.message_id.as_uuid()) {
+                    text.clone_from(&edited.text);
+                }
+            }
+            Event::MessageDeleted(deleted) => {
+                live.remove(deleted.message_id.as_uuid());
+                gone.insert(*deleted.message_id.as_uuid());
+            }
+            _ => {}
+        }
+    }
+    live
+}
+
+/// Every message the index finds for any word of `chat_traffic`, paging newest first, with its text; a
+/// duplicate hit fails.
+fn searchable(directory: &Path) -> BTreeMap<Uuid, String> {
+    use chatsdk_search::engine::{Cursor, Scope, SearchRequest, SortOrder, search};
+    let view = chatsdk_search::IndexView::open(directory).unwrap();
+    let mut request = SearchRequest {
+        app: "acme".to_owned(),
+        query: chatsdk_search::query::parse("round OR edited").unwrap(),
+        scope: Scope::App,
+        author: None,
+        since_ms: None,
+        until_ms: None,
+        order: SortOrder::Newest,
+        limit: 100,
+        cursor: None,
+    };
+    let mut found = BTreeMap::new();
+    loop {
+        let page = search(&view.snapshot(), view.fields(), &request).unwrap();
+        for hit in page.hits {
+            let repeated = found.insert(hit.message.message_id, hit.message.text);
+            assert!(repeated.is_none(), "message {} found twice", hit.message.message_id);
+        }
+        match page.next {
+            Some(cursor @ Cursor::Before(_)) => request.cursor = Some(cursor),
+            _ => return found,
+        }
+    }
+}
+
+/// The offsets the index's last commit recorded, summed (0 before the first commit).
+fn indexed_offsets(directory: &Path) -> i64 {
+    chatsdk_search::IndexView::open(directory)
+        .map(|view| view.snapshot().payload.offsets.values().sum())
+        .unwrap_or(0)
+}
+
+struct ScratchDirectory(std::path::PathBuf);
+
+impl ScratchDirectory {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("chatsdk-search-{}", Uuid::new_v4().simple())))
+    }
+}
+
+impl Drop for ScratchDirectory {
+    fn drop(&mut self) {
+        let _best_effort = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A search-only projector (no read models) writing `index`.
+fn search_env(setup: &Setup, index: &Path) -> Vec<(&'static str, String)> {
+    let mut env = setup.env();
+    env.extend([
+        ("CHATSDK_CONSUMER__ENABLED", "false".to_owned()),
+        ("CHATSDK_SEARCH__ENABLED", "true".to_owned()),
+        ("CHATSDK_SEARCH__INDEX_DIR", index.display().to_string()),
+        ("CHATSDK_SEARCH__GROUP_ID", format!("{}-search", setup.group)),
+        // Small batches and frequent commits, so a kill lands between commits with work half done.
+        ("CHATSDK_SEARCH__BATCH_MAX_EVENTS", "20".to_owned()),
+        ("CHATSDK_SEARCH__COMMIT_INTERVAL_MS", "50".to_owned()),
+        ("CHATSDK_SEARCH__COMMIT_MAX_EVENTS", "300".to_owned()),
+    ]);
+    env
+}
+
+#[tokio::test]
+async fn search_projector_killed_mid_stream_indexes_every_message_exactly_once() {
+    let setup = setup(4).await;
+    let events = produce(&setup.stack, &setup.topic, chat_traffic(20, 120)).await;
+    let expected = expected_search(&events);
+    let index = ScratchDirectory::new();
+    let binary = Path::new(env!("CARGO_BIN_EXE_projector"));
+    let total = events.len() as i64;
+
+    let first = RunningBinary::start(binary, &search_env(&setup, &index.0)).await;
+    let progress = wait_for("the first search projector to commit", Duration::from_secs(60), || async {
+        let indexed = indexed_offsets(&index.0);
+        (indexed > 0).then_some(indexed)
+    })
+    .await;
+    first.kill().await;
+    let at_kill = indexed_offsets(&index.0);
+    assert!(at_kill < total, "the index was complete ({at_kill} of {total}) before the kill; make the stream longer");
+    assert!(at_kill >= progress);
+
+    let second = RunningBinary::start(binary, &search_env(&setup, &index.0)).await;
+    wait_for("every event indexed", Duration::from_secs(180), || async {
+        (indexed_offsets(&index.0) == total).then_some(())
+    })
+    .await;
+    let exit = second.terminate().await;
+    assert!(exit.success(), "{exit}");
+    let found = searchable(&index.0);
+    assert_eq!(found.len(), expected.len(), "every live message once, deleted ones never");
+    assert_eq!(found, expected, "edits show only their new text");
+    assert!(found.values().any(|text| text == "edited"), "the traffic has edits");
+    setup.database.drop_database().await;
+}
+
+#[tokio::test]
+async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
+    let setup = setup(2).await;
+    let events = produce(&setup.stack, &setup.topic, chat_traffic(4, 10)).await;
+    let index = ScratchDirectory::new();
+    let target = index.0.display().to_string();
+    let running = RunningBinary::start(Path::new(env!("CARGO_BIN_EXE_projector")), &search_env(&setup, &index.0)).await;
+    let total = events.len() as i64;
+    wait_for("every event indexed", Duration::from_secs(60), || async {
+        (indexed_offsets(&index.0) == total).then_some(())
+    })
+    .await;
+    // While a search consumer writes the index, a rebuild is refused.
+    let refused = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("being written"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let exit = running.terminate().await;
+    assert!(exit.success(), "{exit}");
+    let before = searchable(&index.0);
+
+    // A damaged index (here: emptied) is rebuilt from the log alone.
+    std::fs::remove_dir_all(&index.0).unwrap();
+    let rebuilt = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
+    assert!(rebuilt.status.success(), "rebuild-search failed: {}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert_eq!(indexed_offsets(&index.0), total);
+    assert_eq!(searchable(&index.0), before);
+    assert_eq!(before, expected_search(&events));
+    let summary = String::from_utf8(rebuilt.stdout).unwrap();
+    assert!(summary.contains(&format!("{} messages searchable", before.len())), "{summary}");
     setup.database.drop_database().await;
 }
