@@ -72,7 +72,8 @@ impl Service for Application {
         });
         if let Some(search) = &search {
             let progress = search.progress();
-            readiness = readiness.with_report("search", move || serde_json::json!({ "committed": progress.snapshot() }));
+            readiness =
+                readiness.with_report("search", move || serde_json::json!({ "committed": progress.snapshot() }));
         }
         let http = HttpService::bind(&config.http, Router::new(), readiness).await?;
         Ok(Self {
@@ -99,17 +100,18 @@ impl Service for Application {
             // A closed channel also means stop.
             let _closed = stopped.wait_for(|stop| *stop).await;
         };
-        let stopping_on_failure = |what: &'static str, work: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
-            let stop_on_failure = std::sync::Arc::clone(&stop);
-            tokio::spawn(async move {
-                let outcome = work.await;
-                if let Err(error) = &outcome {
-                    tracing::error!(error = format!("{error:#}"), consumer = what, "consumer failed, stopping");
-                    let _receivers_may_be_gone = stop_on_failure.send(true);
-                }
-                outcome
-            })
-        };
+        let stopping_on_failure =
+            |what: &'static str, work: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
+                let stop_on_failure = std::sync::Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let outcome = work.await;
+                    if let Err(error) = &outcome {
+                        tracing::error!(error = format!("{error:#}"), consumer = what, "consumer failed, stopping");
+                        let _receivers_may_be_gone = stop_on_failure.send(true);
+                    }
+                    outcome
+                })
+            };
         let mut consumers = Vec::new();
         // The schema is applied in the background, retried until PostgreSQL answers, so the projector starts
         // (not ready) during an outage and recovers by itself; consuming starts once the schema is there.

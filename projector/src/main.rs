@@ -44,7 +44,8 @@ async fn tool(command: &str, arguments: &[String]) -> ExitCode {
         ("rebuild", Some(url)) => rebuild::rebuild(&config, url).await,
         ("checksum", Some(url)) => rebuild::checksum(&config, url).await,
         _ => {
-            let target = option("--index-dir").map_or_else(|| config.search.index_dir.clone(), std::path::PathBuf::from);
+            let target =
+                option("--index-dir").map_or_else(|| config.search.index_dir.clone(), std::path::PathBuf::from);
             rebuild::rebuild_search(&config, &target).await
         }
     };

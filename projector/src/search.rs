@@ -152,7 +152,8 @@ impl SearchProjector {
 
         let done = |committed: &BTreeMap<i32, i64>| {
             until.as_ref().is_some_and(|ends| {
-                ends.iter().all(|(partition, end)| *end == 0 || committed.get(partition).is_some_and(|next| next >= end))
+                ends.iter()
+                    .all(|(partition, end)| *end == 0 || committed.get(partition).is_some_and(|next| next >= end))
             })
         };
         let mut shutdown = std::pin::pin!(shutdown);

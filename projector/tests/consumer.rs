@@ -555,9 +555,7 @@ fn searchable(directory: &Path) -> BTreeMap<Uuid, String> {
 
 /// The offsets the index's last commit recorded, summed (0 before the first commit).
 fn indexed_offsets(directory: &Path) -> i64 {
-    chatsdk_search::IndexView::open(directory)
-        .map(|view| view.snapshot().payload.offsets.values().sum())
-        .unwrap_or(0)
+    chatsdk_search::IndexView::open(directory).map(|view| view.snapshot().payload.offsets.values().sum()).unwrap_or(0)
 }
 
 struct ScratchDirectory(std::path::PathBuf);
@@ -639,7 +637,11 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
     // While a search consumer writes the index, a rebuild is refused.
     let refused = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("being written"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("being written"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let exit = running.terminate().await;
     assert!(exit.success(), "{exit}");
     let before = searchable(&index.0);

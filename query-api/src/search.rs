@@ -122,7 +122,8 @@ fn encode_cursor(cursor: Cursor, request: &str) -> String {
 
 fn decode_cursor(text: &str, order: SortOrder, request: &str) -> Result<Cursor, ApiError> {
     let refused = || ApiError::bad_request("invalid_cursor", "cursor is not one this search returned");
-    let bytes = text.strip_prefix(CURSOR_PREFIX).and_then(|rest| URL_SAFE_NO_PAD.decode(rest).ok()).ok_or_else(refused)?;
+    let bytes =
+        text.strip_prefix(CURSOR_PREFIX).and_then(|rest| URL_SAFE_NO_PAD.decode(rest).ok()).ok_or_else(refused)?;
     let token: CursorToken = serde_json::from_slice(&bytes).map_err(|_| refused())?;
     if token.request != request {
         return Err(ApiError::bad_request("invalid_cursor", "the cursor belongs to another query or filters"));
@@ -147,7 +148,11 @@ fn timestamp(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
 
 /// The search: parse and check everything, decide the scope, wait for `min_position`, search on a blocking
 /// thread, then show the hits from the read models.
-pub async fn search(State(state): State<Arc<AppState>>, actor: Actor, uri: Uri) -> Result<Json<SearchResults>, ApiError> {
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    actor: Actor,
+    uri: Uri,
+) -> Result<Json<SearchResults>, ApiError> {
     let outcome = run(&state, &actor, &uri).await;
     let label = match &outcome {
         Ok(_) => "ok",
@@ -162,9 +167,10 @@ pub async fn search(State(state): State<Arc<AppState>>, actor: Actor, uri: Uri) 
 async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults, ApiError> {
     let params = Params::parse(uri.query())?;
     let text = params.get("q").ok_or_else(|| invalid("q", "is required"))?;
-    let parsed =
-        query::parse(text).map_err(|error| ApiError::InvalidQuery { message: error.to_string(), position: error.position })?;
-    let limit = usize::try_from(params.limit(DEFAULT_LIMIT as i64, state.search_max_limit as i64)?).unwrap_or(DEFAULT_LIMIT);
+    let parsed = query::parse(text)
+        .map_err(|error| ApiError::InvalidQuery { message: error.to_string(), position: error.position })?;
+    let limit =
+        usize::try_from(params.limit(DEFAULT_LIMIT as i64, state.search_max_limit as i64)?).unwrap_or(DEFAULT_LIMIT);
     let order = match params.get("order") {
         None | Some("relevance") => SortOrder::Relevance,
         Some("newest") => SortOrder::Newest,
@@ -196,17 +202,18 @@ async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults
     let cursor = params.get("cursor").map(|text| decode_cursor(text, order, &fingerprint)).transpose()?;
     let min_position = params
         .get("min_position")
-        .map(|min| min.parse::<SessionPosition>().map_err(|error| ApiError::bad_request("invalid_position", error.to_string())))
+        .map(|min| {
+            min.parse::<SessionPosition>().map_err(|error| ApiError::bad_request("invalid_position", error.to_string()))
+        })
         .transpose()?;
 
-    let view = state
-        .search
-        .view()
-        .ok_or_else(|| ApiError::unavailable("search_unavailable", "search is not available on this node yet"))?;
-    if let Some(min) = &min_position {
-        wait_for_projection(state, min).await?;
-        wait_for_index(&view, min, state.max_wait).await?;
-    }
+    let view = match &min_position {
+        Some(min) => {
+            wait_for_projection(state, min).await?;
+            wait_for_index(&state.search, min, state.max_wait).await?
+        }
+        None => state.search.view().ok_or_else(unavailable)?,
+    };
     let scope = match (&channel, &as_user) {
         (Some(channel), _) => {
             // 404 for an unknown channel (or another app's), 403 for one the caller may not read.
@@ -240,7 +247,10 @@ async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults
         }
         Err(error) => {
             tracing::warn!(error = %error, "search failed");
-            return Err(ApiError::unavailable("search_unavailable", "the search index failed to answer; retry shortly"));
+            return Err(ApiError::unavailable(
+                "search_unavailable",
+                "the search index failed to answer; retry shortly",
+            ));
         }
     };
     let ids: Vec<uuid::Uuid> = page.hits.iter().map(|hit| hit.message.message_id).collect();
@@ -282,19 +292,33 @@ async fn member_channels(state: &AppState, actor: &Actor, user: &UserId) -> Resu
     .map_err(|error| ApiError::database(&error))
 }
 
-/// Waits (bounded) until the index's loaded commit holds every position of `min`.
-async fn wait_for_index(view: &IndexView, min: &SessionPosition, max_wait: Duration) -> Result<(), ApiError> {
+fn unavailable() -> ApiError {
+    ApiError::unavailable("search_unavailable", "search is not available on this node yet")
+}
+
+/// Waits (bounded) until this node has the index open and its loaded commit holds every position of `min`.
+async fn wait_for_index(
+    index: &SearchIndex,
+    min: &SessionPosition,
+    max_wait: Duration,
+) -> Result<Arc<IndexView>, ApiError> {
     let deadline = tokio::time::Instant::now() + max_wait;
     loop {
-        let snapshot = view.snapshot();
-        if min.positions().all(|position| snapshot.payload.contains(position.partition, position.offset)) {
-            return Ok(());
+        let view = index.view();
+        if let Some(view) = &view {
+            let snapshot = view.snapshot();
+            if min.positions().all(|position| snapshot.payload.contains(position.partition, position.offset)) {
+                return Ok(Arc::clone(view));
+            }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::unavailable(
-                "position_not_reached",
-                "the search index has not reached min_position yet; retry shortly",
-            ));
+            return Err(match view {
+                None => unavailable(),
+                Some(_) => ApiError::unavailable(
+                    "position_not_reached",
+                    "the search index has not reached min_position yet; retry shortly",
+                ),
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -407,6 +407,7 @@ async fn the_openapi_document_matches_the_query_routes_and_live_responses() {
         "GET /v1/channels/{channel_id}/messages/{message_id}/replies",
         "POST /v1/channels/{channel_id}/typing",
         "DELETE /v1/channels/{channel_id}/typing",
+        "GET /v1/search",
         "GET /v1/sync",
         "GET /v1/ws",
     ]

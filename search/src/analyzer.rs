@@ -240,14 +240,13 @@ impl CjkTokenStream<'_> {
 impl TokenStream for CjkTokenStream<'_> {
     fn advance(&mut self) -> bool {
         // Continue an unspaced run: pair the previous character with the next one of the run.
-        if let Some(previous) = self.previous.take() {
-            if let Some(&(start, character)) = self.characters.peek()
-                && is_unspaced_script(character)
-            {
-                self.characters.next();
-                self.previous = Some(start);
-                return self.emit(previous, start + character.len_utf8());
-            }
+        if let Some(previous) = self.previous.take()
+            && let Some(&(start, character)) = self.characters.peek()
+            && is_unspaced_script(character)
+        {
+            self.characters.next();
+            self.previous = Some(start);
+            return self.emit(previous, start + character.len_utf8());
         }
         while let Some((start, character)) = self.characters.next() {
             if is_unspaced_script(character) {

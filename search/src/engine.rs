@@ -205,21 +205,22 @@ pub fn search(snapshot: &Snapshot, fields: &Fields, request: &SearchRequest) -> 
     if let Some(author) = &request.author {
         clauses.push((Occur::Must, term_query(Term::from_field_text(fields.author, &scoped(&request.app, author)))));
     }
-    let mut lower = request.since_ms.map(|since| order_of_millis(since));
-    let mut upper = request.until_ms.map(|until| order_of_millis(until));
+    let lower = request.since_ms.map(order_of_millis);
+    let mut upper = request.until_ms.map(order_of_millis);
     if let Some(Cursor::Before(before)) = request.cursor {
         upper = Some(upper.map_or(before, |until| until.min(before)));
     }
+    if let (Some(low), Some(high)) = (lower, upper)
+        && low >= high
+    {
+        return Ok(SearchPage { hits: Vec::new(), next: None });
+    }
     if lower.is_some() || upper.is_some() {
-        let bound = |value: Option<u64>, make: fn(Term) -> Bound<Term>| {
-            value.map_or(Bound::Unbounded, |value| make(Term::from_field_u64(fields.order, value)))
-        };
-        if let (Some(low), Some(high)) = (lower, upper)
-            && low >= high
-        {
-            return Ok(SearchPage { hits: Vec::new(), next: None });
-        }
-        let range = RangeQuery::new(bound(lower.take(), Bound::Included), bound(upper.take(), Bound::Excluded));
+        let term = |value: u64| Term::from_field_u64(fields.order, value);
+        let range = RangeQuery::new(
+            lower.map_or(Bound::Unbounded, |low| Bound::Included(term(low))),
+            upper.map_or(Bound::Unbounded, |high| Bound::Excluded(term(high))),
+        );
         clauses.push((Occur::Must, Box::new(range)));
     }
     let query = BooleanQuery::new(clauses);

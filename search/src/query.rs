@@ -82,6 +82,11 @@ pub fn parse(query: &str) -> Result<ParsedQuery, SyntaxError> {
     if !clauses.iter().any(|clause| !clause.excluded) {
         return Err(error(0, "the query needs at least one word or phrase to search for"));
     }
+    // Every analyzer splits at anything that is not a letter or digit: without one, nothing can match.
+    let searchable = |atom: &Atom| atom.text.chars().any(char::is_alphanumeric);
+    if !clauses.iter().any(|clause| !clause.excluded && clause.any_of.iter().any(searchable)) {
+        return Err(error(0, "the query has no letters or digits to search for"));
+    }
     Ok(ParsedQuery { clauses })
 }
 
@@ -231,6 +236,12 @@ mod tests {
         assert!(parse(&many).is_err());
         let enough = (0..MAX_TERMS).map(|index| format!("w{index}")).collect::<Vec<_>>().join(" ");
         assert!(parse(&enough).is_ok());
+    }
+
+    #[test]
+    fn punctuation_only_is_refused() {
+        assert_eq!(position_of("?! ..."), Some(0));
+        assert_eq!(position_of("hello ?!"), None);
     }
 
     #[test]

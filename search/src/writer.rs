@@ -101,7 +101,8 @@ impl SearchWriter {
                 format!("taking the writer lock of {} (is another projector writing it?)", directory.display())
             })?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self {
+        let fresh = committed.offsets.is_empty() && index.load_metas()?.payload.is_none();
+        let mut opened = Self {
             index,
             fields,
             writer,
@@ -112,7 +113,12 @@ impl SearchWriter {
             overlay: HashMap::new(),
             warned: HashSet::new(),
             documents_since_commit: 0,
-        })
+        };
+        if fresh {
+            // A first, empty commit: readers can open the index (and see where it stands) before any event.
+            opened.commit_payload()?;
+        }
+        Ok(opened)
     }
 
     /// What the last commit recorded: where consuming resumes.
@@ -248,6 +254,11 @@ impl SearchWriter {
         if self.payload == self.committed {
             return Ok(false);
         }
+        self.commit_payload()?;
+        Ok(true)
+    }
+
+    fn commit_payload(&mut self) -> anyhow::Result<()> {
         let mut prepared = self.writer.prepare_commit().context("preparing the commit")?;
         prepared.set_payload(&self.payload.to_json());
         prepared.commit().context("committing")?;
@@ -255,7 +266,7 @@ impl SearchWriter {
         self.committed = self.payload.clone();
         self.overlay.clear();
         self.documents_since_commit = 0;
-        Ok(true)
+        Ok(())
     }
 
     /// Waits for Tantivy's background merges and releases the writer lock.
