@@ -9,7 +9,7 @@ use chatsdk_platform::registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::consumer::ConsumerSettings;
-use crate::search::SearchSettings;
+use chatsdk_search::consumer::IndexerSettings;
 
 pub const DEFAULT_PORT: u16 = 18170;
 
@@ -28,6 +28,23 @@ pub struct Config {
     pub consumer: ConsumerSettings,
     /// The search consumer and its index.
     pub search: SearchSettings,
+}
+
+/// The search consumer (`[search]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSettings {
+    /// Runs the search consumer in this process.
+    pub enabled: bool,
+    /// Where the index lives; query nodes open the same directory (or embed their own replica).
+    pub index_dir: std::path::PathBuf,
+    pub indexer: IndexerSettings,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self { enabled: false, index_dir: "data/search-index".into(), indexer: IndexerSettings::default() }
+    }
 }
 
 impl Default for Config {
@@ -69,9 +86,7 @@ impl Config {
         ensure(self.consumer.enabled || self.search.enabled, || {
             "nothing to run: enable consumer.enabled, search.enabled or both".to_owned()
         })?;
-        ensure(self.search.batch_max_events > 0 && self.search.commit_max_events > 0, || {
-            "search.batch_max_events and search.commit_max_events must be at least 1".to_owned()
-        })
+        self.search.indexer.validate().map_err(ConfigError::Invalid)
     }
 }
 

@@ -6,7 +6,6 @@ pub mod consumer;
 pub mod migrations;
 pub mod model;
 pub mod rebuild;
-pub mod search;
 pub mod store;
 
 use std::future::Future;
@@ -19,6 +18,7 @@ use chatsdk_platform::config::{ConfigError, LogConfig};
 use chatsdk_platform::ops::Readiness;
 use chatsdk_platform::service::{HttpService, Service};
 use chatsdk_schemas::{EventDecoder, RegistrySettings};
+use chatsdk_search::consumer::SearchProjector;
 use sqlx::PgPool;
 
 pub use config::Config;
@@ -33,7 +33,7 @@ pub struct Application {
     /// The read-model consumer (`[consumer] enabled`).
     projector: Option<consumer::Projector>,
     /// The search consumer (`[search] enabled`).
-    search: Option<search::SearchProjector>,
+    search: Option<SearchProjector>,
 }
 
 impl Service for Application {
@@ -68,7 +68,13 @@ impl Service for Application {
             None
         };
         let search = config.search.enabled.then(|| {
-            search::SearchProjector::new(config.search.clone(), &config.consumer.topic, &config.kafka, decoder)
+            SearchProjector::new(
+                config.search.indexer.clone(),
+                &config.search.index_dir,
+                &config.consumer.topic,
+                &config.kafka,
+                decoder,
+            )
         });
         if let Some(search) = &search {
             let progress = search.progress();

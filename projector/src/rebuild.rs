@@ -2,7 +2,7 @@
 //! a database's read models so two of them can be compared; `projector rebuild-search`: rebuild the search
 //! index from offset 0.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,13 +10,12 @@ use anyhow::Context;
 use chatsdk_platform::config::Secret;
 use chatsdk_platform::postgres::MIGRATOR;
 use chatsdk_schemas::{EventDecoder, RegistrySettings};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::PgPool;
 
 use crate::Config;
 use crate::consumer::Projector;
-use crate::search::SearchProjector;
 use crate::store;
+use chatsdk_search::consumer::{SearchProjector, log_ends};
 
 /// Projects the topic from offset 0 into the empty database at `target_url` with a consumer group of its own,
 /// until every partition reaches the end it had when the rebuild started, and returns the new checksum.
@@ -34,7 +33,7 @@ pub async fn rebuild(config: &Config, target_url: &str) -> anyhow::Result<String
     .context("checking that the target database is empty")?;
     anyhow::ensure!(rows == 0, "the target database is not empty: rebuild only into a fresh database");
 
-    let ends = log_ends(config).await?;
+    let ends = log_ends(&config.kafka, &config.consumer.topic).await?;
     let mut settings = config.consumer.clone();
     settings.group_id = format!("{}-rebuild-{}", settings.group_id, uuid::Uuid::new_v4().simple());
     let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
@@ -51,35 +50,8 @@ pub async fn checksum(config: &Config, url: &str) -> anyhow::Result<String> {
     store::checksum(&postgres.pool()?).await
 }
 
-/// The high watermark of every partition of the topic, now.
-async fn log_ends(config: &Config) -> anyhow::Result<HashMap<i32, i64>> {
-    let client: BaseConsumer = config.kafka.consumer_config("projector-rebuild", None).create()?;
-    let topic = config.consumer.topic.clone();
-    tokio::task::spawn_blocking(move || {
-        let timeout = Duration::from_secs(10);
-        let metadata = client.fetch_metadata(Some(&topic), timeout).context("fetching the topic's metadata")?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|candidate| candidate.name() == topic)
-            .map(|found| found.partitions().iter().map(|partition| partition.id()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-        partitions
-            .into_iter()
-            .map(|partition| {
-                let (_low, high) =
-                    client.fetch_watermarks(&topic, partition, timeout).context("fetching the watermarks")?;
-                Ok((partition, high))
-            })
-            .collect()
-    })
-    .await
-    .context("watermark task")?
-}
-
 /// Resolves when every partition's checkpoint has reached its end.
-async fn caught_up(pool: PgPool, group: String, topic: String, ends: HashMap<i32, i64>) {
+async fn caught_up(pool: PgPool, group: String, topic: String, ends: BTreeMap<i32, i64>) {
     loop {
         let checkpoints = sqlx::query!(
             "SELECT partition, next_offset FROM projector_checkpoints WHERE consumer = $1 AND topic = $2",
@@ -89,7 +61,7 @@ async fn caught_up(pool: PgPool, group: String, topic: String, ends: HashMap<i32
         .fetch_all(&pool)
         .await
         .unwrap_or_default();
-        let reached: HashMap<i32, i64> = checkpoints.into_iter().map(|row| (row.partition, row.next_offset)).collect();
+        let reached: BTreeMap<i32, i64> = checkpoints.into_iter().map(|row| (row.partition, row.next_offset)).collect();
         if ends.iter().all(|(partition, end)| *end == 0 || reached.get(partition).is_some_and(|next| next >= end)) {
             return;
         }
@@ -107,13 +79,12 @@ pub async fn rebuild_search(config: &Config, target: &Path) -> anyhow::Result<St
         .await
         .context("lock task")??;
     let staging = sibling(target, "rebuild")?;
-    let ends = log_ends(config).await?;
-    let mut settings = config.search.clone();
-    settings.index_dir = staging.clone();
+    let ends = log_ends(&config.kafka, &config.consumer.topic).await?;
+    let mut settings = config.search.indexer.clone();
     settings.group_id = format!("{}-rebuild-{}", settings.group_id, uuid::Uuid::new_v4().simple());
     let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
     tracing::info!(staging = %staging.display(), ?ends, "rebuilding the search index from offset 0");
-    let projector = SearchProjector::new(settings, &config.consumer.topic, &config.kafka, decoder);
+    let projector = SearchProjector::new(settings, &staging, &config.consumer.topic, &config.kafka, decoder);
     let offsets = projector.run(std::future::pending(), Some(ends)).await?;
     let retired = sibling(target, "retired")?;
     drop(guard);

@@ -579,11 +579,11 @@ fn search_env(setup: &Setup, index: &Path) -> Vec<(&'static str, String)> {
         ("CHATSDK_CONSUMER__ENABLED", "false".to_owned()),
         ("CHATSDK_SEARCH__ENABLED", "true".to_owned()),
         ("CHATSDK_SEARCH__INDEX_DIR", index.display().to_string()),
-        ("CHATSDK_SEARCH__GROUP_ID", format!("{}-search", setup.group)),
+        ("CHATSDK_SEARCH__INDEXER__GROUP_ID", format!("{}-search", setup.group)),
         // Small batches and frequent commits, so a kill lands between commits with work half done.
-        ("CHATSDK_SEARCH__BATCH_MAX_EVENTS", "20".to_owned()),
-        ("CHATSDK_SEARCH__COMMIT_INTERVAL_MS", "50".to_owned()),
-        ("CHATSDK_SEARCH__COMMIT_MAX_EVENTS", "300".to_owned()),
+        ("CHATSDK_SEARCH__INDEXER__BATCH_MAX_EVENTS", "20".to_owned()),
+        ("CHATSDK_SEARCH__INDEXER__COMMIT_INTERVAL_MS", "50".to_owned()),
+        ("CHATSDK_SEARCH__INDEXER__COMMIT_MAX_EVENTS", "300".to_owned()),
     ]);
     env
 }

@@ -8,6 +8,7 @@ use chatsdk_platform::postgres::PostgresConfig;
 use chatsdk_platform::registry::RegistryConfig;
 use chatsdk_platform::s3::S3Config;
 use chatsdk_schemas::topics;
+use chatsdk_search::consumer::IndexerSettings;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PORT: u16 = 18190;
@@ -96,12 +97,17 @@ impl Default for RealtimeConfig {
     }
 }
 
-/// Search (`GET /v1/search`): the index directory a search consumer (`projector`, `[search] enabled`) writes.
+/// Search (`GET /v1/search`): the index directory, written by a search consumer — the projector's
+/// (`[search] enabled` there, same directory) or this node's own (`embedded`, a replica per node).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchConfig {
     /// Unset: search answers `503 search_unavailable`.
     pub index_dir: Option<std::path::PathBuf>,
+    /// Runs a search consumer in this node that writes `index_dir` (which must then be this node's alone).
+    pub embedded: bool,
+    /// The embedded consumer's indexing settings (as the projector's `[search.indexer]`).
+    pub indexer: IndexerSettings,
     /// How often the node looks for a new commit of the index.
     pub refresh_interval_ms: u64,
     /// Largest page (`limit`).
@@ -110,7 +116,13 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { index_dir: None, refresh_interval_ms: 100, max_limit: 100 }
+        Self {
+            index_dir: None,
+            embedded: false,
+            indexer: IndexerSettings::default(),
+            refresh_interval_ms: 100,
+            max_limit: 100,
+        }
     }
 }
 
@@ -171,6 +183,10 @@ impl Config {
         ensure(self.search.refresh_interval_ms > 0 && self.search.max_limit > 0, || {
             "search.refresh_interval_ms and search.max_limit must be positive".to_owned()
         })?;
+        ensure(!self.search.embedded || self.search.index_dir.is_some(), || {
+            "search.embedded needs search.index_dir (the node's own index directory)".to_owned()
+        })?;
+        self.search.indexer.validate().map_err(ConfigError::Invalid)?;
         let realtime = &self.realtime;
         ensure(realtime.buffer_per_partition > 0 && realtime.queue_capacity > 0, || {
             "realtime.buffer_per_partition and realtime.queue_capacity must be positive".to_owned()

@@ -108,17 +108,21 @@ impl Service for Application {
         let postgres = config.postgres.pool()?;
         let s3 = config.s3.client()?;
         let hub = Arc::new(Hub::new(config.realtime.buffer_per_partition));
-        let search = Arc::new(search::SearchIndex::new(config.search.index_dir.clone()));
-        // Search is reported, not probed: a node without its index still serves reads and sockets.
-        let search_report = Arc::clone(&search);
-        let readiness = Readiness::new(vec![
+        let search = Arc::new(search::SearchIndex::new(&config.search));
+        let mut probes = vec![
             config.kafka.readiness_probe(Self::NAME)?,
             config.postgres.readiness_probe(postgres.clone()),
             config.registry.readiness_probe()?,
             config.s3.readiness_probe(s3),
             realtime_probe(Arc::clone(&hub)),
-        ])
-        .with_report("search", move || search_report.report());
+        ];
+        // A node with its own replica is ready once the replica caught up with the log; a node reading the
+        // projector's index only reports it (without it, reads and sockets still work).
+        if config.search.embedded {
+            probes.push(search::embedded_probe(Arc::clone(&search)));
+        }
+        let search_report = Arc::clone(&search);
+        let readiness = Readiness::new(probes).with_report("search", move || search_report.report());
         let state = Arc::new(AppState {
             apps: AppDirectory::new(postgres.clone(), Duration::from_millis(config.auth.app_cache_ttl_ms)),
             clock_skew_secs: i64::try_from(config.auth.clock_skew_secs).unwrap_or(i64::MAX),
@@ -151,6 +155,7 @@ impl Service for Application {
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let registry = RegistrySettings::new(&self.config.registry.url, self.config.registry.timeout());
         let decoder = EventDecoder::new(&registry)?;
+        let indexing = search::embedded_consumer(&self.config, &self.state.search, decoder.clone());
         let hub = Arc::clone(&self.state.hub);
         let tasks = [
             tokio::spawn(tail::run(
@@ -173,11 +178,53 @@ impl Service for Application {
                 Duration::from_millis(self.config.search.refresh_interval_ms),
             )),
         ];
-        let outcome = self.http.run_until_stopped(shutdown).await;
+        let outcome = match indexing {
+            None => self.http.run_until_stopped(shutdown).await,
+            Some(consumer) => serve_while_indexing(self.http, consumer, shutdown).await,
+        };
         for task in tasks {
             task.abort();
         }
         outcome
+    }
+}
+
+/// Serves until `shutdown` while the embedded search consumer runs; the consumer stops (committing what it
+/// applied) with the server, and a consumer that fails stops the node, as a failing projector would.
+async fn serve_while_indexing(
+    http: HttpService,
+    consumer: chatsdk_search::consumer::SearchProjector,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_indexing, indexing_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut indexing = tokio::spawn(consumer.run(
+        async move {
+            let _stopped_or_dropped = indexing_stopped.await;
+        },
+        None,
+    ));
+    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = http.run_until_stopped(async move {
+        tokio::select! {
+            () = shutdown => {}
+            _stopped_or_dropped = serving_stopped => {}
+        }
+    });
+    let mut serving = std::pin::pin!(serving);
+    let indexed = |joined: Result<anyhow::Result<_>, tokio::task::JoinError>| {
+        joined.map_err(|error| anyhow::anyhow!("search consumer task: {error}")).and_then(|outcome| outcome.map(|_| ()))
+    };
+    tokio::select! {
+        served = &mut serving => {
+            let _consumer_may_be_done = stop_indexing.send(());
+            served.and(indexed(indexing.await))
+        }
+        joined = &mut indexing => {
+            let failure = indexed(joined).err().unwrap_or_else(|| anyhow::anyhow!("the search consumer stopped"));
+            tracing::error!(error = format!("{failure:#}"), "the embedded search consumer stopped, stopping the node");
+            let _server_may_be_gone = stop_serving.send(());
+            serving.await.and(Err(failure))
+        }
     }
 }
 

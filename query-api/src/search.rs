@@ -20,7 +20,10 @@ use chatsdk_client::views::{Highlight, SearchResult, SearchResults};
 use chatsdk_platform::api::auth::Actor;
 use chatsdk_platform::api::error::ApiError;
 use chatsdk_platform::metrics as names;
+use chatsdk_platform::ops::Probe;
+use chatsdk_schemas::EventDecoder;
 use chatsdk_schemas::ids::{ChannelId, UserId};
+use chatsdk_search::consumer::{IndexerSettings, SearchProgress, SearchProjector};
 use chatsdk_search::engine::{self, Cursor, Scope, SearchRequest, SortOrder};
 use chatsdk_search::{IndexView, SearchError, query};
 use chrono::{DateTime, Utc};
@@ -28,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::config::{Config, SearchConfig};
 use crate::reads;
 use crate::request::{Params, invalid, wait_for_projection};
 
@@ -41,14 +45,24 @@ const DEFAULT_LIMIT: usize = 20;
 pub struct SearchIndex {
     directory: Option<PathBuf>,
     view: RwLock<Option<Arc<IndexView>>>,
+    /// The embedded consumer's progress, when this node keeps its own replica.
+    embedded: Option<(IndexerSettings, SearchProgress)>,
 }
 
 impl SearchIndex {
-    pub fn new(directory: Option<PathBuf>) -> Self {
-        Self { directory, view: RwLock::default() }
+    pub fn new(config: &SearchConfig) -> Self {
+        Self {
+            directory: config.index_dir.clone(),
+            view: RwLock::default(),
+            embedded: config.embedded.then(|| (config.indexer.clone(), SearchProgress::default())),
+        }
     }
 
+    /// The index, once open — and for an embedded replica, once it caught up with the log.
     pub fn view(&self) -> Option<Arc<IndexView>> {
+        if self.embedded.as_ref().is_some_and(|(_, progress)| !progress.caught_up()) {
+            return None;
+        }
         self.view.read().ok().and_then(|view| view.clone())
     }
 
@@ -60,12 +74,36 @@ impl SearchIndex {
 
     /// What `/readyz` reports: the committed offsets, or why there is no index.
     pub fn report(&self) -> serde_json::Value {
+        let mode = if self.embedded.is_some() { "embedded" } else { "shared" };
         match (&self.directory, self.view()) {
             (None, _) => serde_json::json!("not configured"),
-            (Some(_), None) => serde_json::json!("waiting for the index"),
-            (Some(_), Some(view)) => serde_json::json!({ "committed": view.snapshot().payload.offsets }),
+            (Some(_), None) => serde_json::json!({ "mode": mode, "state": "waiting for the index" }),
+            (Some(_), Some(view)) => {
+                serde_json::json!({ "mode": mode, "committed": view.snapshot().payload.offsets })
+            }
         }
     }
+}
+
+/// The embedded search consumer of a node that keeps its own replica (`[search] embedded`).
+pub fn embedded_consumer(config: &Config, index: &SearchIndex, decoder: EventDecoder) -> Option<SearchProjector> {
+    let (settings, progress) = index.embedded.clone()?;
+    let directory = index.directory.clone()?;
+    Some(
+        SearchProjector::new(settings, &directory, &config.events.topic, &config.kafka, decoder)
+            .with_progress(progress),
+    )
+}
+
+/// Not ready until the node's own replica holds the log as it was when the node started.
+pub fn embedded_probe(index: Arc<SearchIndex>) -> Probe {
+    Probe::new("search", Duration::from_millis(100), move || {
+        let ready = index.view().is_some();
+        async move {
+            anyhow::ensure!(ready, "the search replica is catching up");
+            Ok(())
+        }
+    })
 }
 
 /// Opens the index once it exists and loads every new commit, on blocking threads. A failing refresh (the

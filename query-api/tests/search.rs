@@ -39,8 +39,8 @@ impl Searching {
         config.consumer.topic = harness.commands.topic.clone();
         config.search.enabled = true;
         config.search.index_dir = index.clone();
-        config.search.group_id = format!("{}-search", harness.commands.group);
-        config.search.commit_interval_ms = 20;
+        config.search.indexer.group_id = format!("{}-search", harness.commands.group);
+        config.search.indexer.commit_interval_ms = 20;
         let projector = RunningService::start::<projector::Application>(config).await;
         for node in &harness.nodes {
             let url = node.url("/readyz");
@@ -268,4 +268,44 @@ async fn bad_queries_are_400_with_the_position_and_a_node_without_index_is_503()
     assert_eq!(body["error"]["code"], "search_unavailable");
     bare.stop().await.unwrap();
     searching.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_with_embedded_replicas_each_index_the_whole_log_and_answer_alike() {
+    let parent = std::env::temp_dir().join(format!("chatsdk-search-replicas-{}", uuid::Uuid::new_v4().simple()));
+    let harness = Harness::start_with(2, |config| {
+        let replica = uuid::Uuid::new_v4().simple().to_string();
+        config.search.index_dir = Some(parent.join(&replica));
+        config.search.embedded = true;
+        config.search.indexer.group_id = format!("test-search-replica-{replica}");
+        config.search.indexer.commit_interval_ms = 20;
+        config.search.refresh_interval_ms = 20;
+    })
+    .await;
+    let ann = harness.user("ann", 0);
+    let channel = group(&ann, &["bob"]).await;
+    for index in 0..12 {
+        send(&ann, &channel, &format!("replica check {index}")).await;
+    }
+    let edited = send(&ann, &channel, "replica before edit").await;
+    let wording = EditMessage { text: "replica after edit".to_owned(), mentions: Vec::new() };
+    ann.edit_message(&channel, &edited, &wording).await.unwrap();
+    let mut answers = Vec::new();
+    for node in 0..2 {
+        let bob = harness.user("bob", node);
+        common::follow(&bob, &ann);
+        let found = search(&bob, "replica", &[("limit", "50"), ("order", "newest")]).await;
+        answers.push(found.results.iter().map(|result| result.message.text.clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(answers[0].len(), 13);
+    assert!(answers[0].contains(&"replica after edit".to_owned()));
+    assert_eq!(answers[0], answers[1], "both replicas answer alike");
+    // Each node reports its own replica.
+    for node in &harness.nodes {
+        let (_, body) = get_json(&node.url("/readyz")).await;
+        assert_eq!(body["reports"]["search"]["mode"], "embedded", "{body}");
+        assert_eq!(body["checks"]["search"]["ok"], true, "{body}");
+    }
+    harness.stop().await;
+    let _best_effort = std::fs::remove_dir_all(&parent);
 }

@@ -1,4 +1,5 @@
-//! The search consumer: the event log → the Tantivy index, exactly once.
+//! The search consumer: the event log → the Tantivy index, exactly once. The projector runs it beside the
+//! read models; a query node can run it embedded, keeping its own replica.
 //!
 //! The index needs every partition in one writer, so this consumer assigns all partitions itself instead of
 //! joining a group's rebalancing; the group id only names the offsets it reports to Kafka for outside lag
@@ -13,11 +14,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::{Analyzer, Change, SearchWriter, WriterSettings};
 use anyhow::Context;
 use chatsdk_platform::kafka::KafkaConfig;
 use chatsdk_platform::metrics as names;
 use chatsdk_schemas::{DecodeError, Envelope, EventDecoder};
-use chatsdk_search::{Analyzer, Change, SearchWriter, WriterSettings};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,14 +26,10 @@ use serde::{Deserialize, Serialize};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The search consumer's settings (`[search]`).
+/// How the search consumer indexes (`[search.indexer]` in the projector's and the query API's configuration).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct SearchSettings {
-    /// Runs the search consumer in this process.
-    pub enabled: bool,
-    /// Where the index lives; the query API opens the same directory.
-    pub index_dir: PathBuf,
+pub struct IndexerSettings {
     /// Names the offsets reported to Kafka (monitoring only). Give each replica its own.
     pub group_id: String,
     /// A commit happens at least this often while events arrive…
@@ -53,11 +50,9 @@ pub struct SearchSettings {
     pub retry_max_ms: u64,
 }
 
-impl Default for SearchSettings {
+impl Default for IndexerSettings {
     fn default() -> Self {
         Self {
-            enabled: false,
-            index_dir: PathBuf::from("data/search-index"),
             group_id: "chatsdk-projector-search".to_owned(),
             commit_interval_ms: 1_000,
             commit_max_events: 50_000,
@@ -71,23 +66,68 @@ impl Default for SearchSettings {
     }
 }
 
-/// The offsets of the last commit, shown on `/readyz`.
+impl IndexerSettings {
+    /// Cross-field checks, run once at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_max_events == 0 || self.commit_max_events == 0 || self.commit_interval_ms == 0 {
+            return Err("search.indexer: batch_max_events, commit_max_events and commit_interval_ms must be positive"
+                .to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// The offsets of the last commit, shown on `/readyz`, and whether the index has caught up with the log end
+/// the consumer saw when it started.
 #[derive(Debug, Clone, Default)]
 pub struct SearchProgress {
-    committed: Arc<Mutex<BTreeMap<i32, i64>>>,
+    inner: Arc<Mutex<ProgressInner>>,
+}
+
+#[derive(Debug, Default)]
+struct ProgressInner {
+    committed: BTreeMap<i32, i64>,
+    /// The log end per partition at start; `None` until known.
+    start_ends: Option<BTreeMap<i32, i64>>,
+    caught_up: bool,
 }
 
 impl SearchProgress {
     pub fn snapshot(&self) -> BTreeMap<i32, i64> {
-        self.committed.lock().map(|committed| committed.clone()).unwrap_or_default()
+        self.inner.lock().map(|inner| inner.committed.clone()).unwrap_or_default()
+    }
+
+    /// The index holds everything the log had when the consumer started (it stays true afterwards).
+    pub fn caught_up(&self) -> bool {
+        self.inner.lock().is_ok_and(|inner| inner.caught_up)
+    }
+
+    fn set_start_ends(&self, ends: BTreeMap<i32, i64>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.start_ends = Some(ends);
+            inner.update_caught_up();
+        }
     }
 
     fn set(&self, offsets: &BTreeMap<i32, i64>) {
-        if let Ok(mut committed) = self.committed.lock() {
-            committed.clone_from(offsets);
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.committed.clone_from(offsets);
+            inner.update_caught_up();
         }
         for (partition, next) in offsets {
             metrics::gauge!(names::SEARCH_CHECKPOINT, "partition" => partition.to_string()).set(*next as f64);
+        }
+    }
+}
+
+impl ProgressInner {
+    fn update_caught_up(&mut self) {
+        if let Some(ends) = &self.start_ends
+            && ends
+                .iter()
+                .all(|(partition, end)| *end == 0 || self.committed.get(partition).is_some_and(|next| next >= end))
+        {
+            self.caught_up = true;
         }
     }
 }
@@ -97,7 +137,8 @@ impl SearchProgress {
 type Record = (i32, i64, Option<Envelope>);
 
 pub struct SearchProjector {
-    settings: SearchSettings,
+    settings: IndexerSettings,
+    index_dir: PathBuf,
     topic: String,
     kafka: KafkaConfig,
     decoder: EventDecoder,
@@ -106,17 +147,38 @@ pub struct SearchProjector {
 
 impl std::fmt::Debug for SearchProjector {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("SearchProjector").field("settings", &self.settings).finish()
+        formatter.debug_struct("SearchProjector").field("index_dir", &self.index_dir).finish()
     }
 }
 
 impl SearchProjector {
-    pub fn new(settings: SearchSettings, topic: &str, kafka: &KafkaConfig, decoder: EventDecoder) -> Self {
-        Self { settings, topic: topic.to_owned(), kafka: kafka.clone(), decoder, progress: SearchProgress::default() }
+    /// The consumer of `topic` that writes the index in `index_dir`.
+    pub fn new(
+        settings: IndexerSettings,
+        index_dir: &std::path::Path,
+        topic: &str,
+        kafka: &KafkaConfig,
+        decoder: EventDecoder,
+    ) -> Self {
+        Self {
+            settings,
+            index_dir: index_dir.to_owned(),
+            topic: topic.to_owned(),
+            kafka: kafka.clone(),
+            decoder,
+            progress: SearchProgress::default(),
+        }
     }
 
     pub fn progress(&self) -> SearchProgress {
         self.progress.clone()
+    }
+
+    /// Reports to `progress` (shared with whoever shows it) instead of a progress of its own.
+    #[must_use]
+    pub fn with_progress(mut self, progress: SearchProgress) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Consumes until `shutdown` resolves or, when `until` is given, until every partition's commit reached
@@ -124,7 +186,7 @@ impl SearchProjector {
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()>,
-        until: Option<HashMap<i32, i64>>,
+        until: Option<BTreeMap<i32, i64>>,
     ) -> anyhow::Result<BTreeMap<i32, i64>> {
         let writer_settings = WriterSettings {
             topic: self.topic.clone(),
@@ -133,13 +195,15 @@ impl SearchProjector {
             default_analyzer: self.settings.default_analyzer,
             analyzers: self.settings.analyzers.clone(),
         };
-        let directory = self.settings.index_dir.clone();
+        let directory = self.index_dir.clone();
         let writer = blocking(move || SearchWriter::open(&directory, writer_settings)).await?;
         let mut next: HashMap<i32, i64> = writer.committed().offsets.iter().map(|(p, o)| (*p, *o)).collect();
         self.progress.set(&writer.committed().offsets);
         let writer = Arc::new(Mutex::new(writer));
 
-        let partitions = partitions_of(&self.kafka, &self.topic).await?;
+        let ends = log_ends(&self.kafka, &self.topic).await?;
+        let partitions: Vec<i32> = ends.keys().copied().collect();
+        self.progress.set_start_ends(ends);
         let consumer: StreamConsumer =
             self.kafka.consumer_config("projector-search", Some(&self.settings.group_id)).create()?;
         let mut assignment = TopicPartitionList::new();
@@ -148,7 +212,7 @@ impl SearchProjector {
             assignment.add_partition_offset(&self.topic, *partition, offset)?;
         }
         consumer.assign(&assignment).context("assigning the partitions")?;
-        tracing::info!(index = %self.settings.index_dir.display(), offsets = ?next, "search consumer resuming from the index's commit");
+        tracing::info!(index = %self.index_dir.display(), offsets = ?next, "search consumer resuming from the index's commit");
 
         let done = |committed: &BTreeMap<i32, i64>| {
             until.as_ref().is_some_and(|ends| {
@@ -290,9 +354,9 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + 
     tokio::task::spawn_blocking(work).await.context("search writer task")?
 }
 
-/// The partitions of `topic`, asked on a blocking thread with a client of its own.
-async fn partitions_of(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let client: BaseConsumer = kafka.consumer_config("projector-search-metadata", None).create()?;
+/// The high watermark of every partition of `topic`, asked on a blocking thread with a client of its own.
+pub async fn log_ends(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let client: BaseConsumer = kafka.consumer_config("search-metadata", None).create()?;
     let topic = topic.to_owned();
     blocking(move || {
         let metadata =
@@ -304,7 +368,14 @@ async fn partitions_of(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<i
             .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
             .collect();
         anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-        Ok(partitions)
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let (_low, high) =
+                    client.fetch_watermarks(&topic, partition, METADATA_TIMEOUT).context("fetching the watermarks")?;
+                Ok((partition, high))
+            })
+            .collect()
     })
     .await
 }
