@@ -1,11 +1,13 @@
 //! The ChatSDK load generator. Today: `send-bench`, the command path against its physical bounds (issue 5),
-//! and `query-bench`, reads, sync and realtime delivery (issue 6). The seed's scenarios (steady, spike, heavy,
+//! `query-bench`, reads, sync and realtime delivery (issue 6), and `search-bench`, the search index against
+//! PostgreSQL full-text search (issue 7). The seed's scenarios (steady, spike, heavy,
 //! upload storm) come with the loadtest issue.
 
 #![allow(clippy::print_stdout)] // a command-line tool: results on stdout, progress on stderr
 
 mod measure;
 mod query_bench;
+mod search_bench;
 mod send_bench;
 mod stack;
 
@@ -21,7 +23,11 @@ const USAGE: &str = "usage: loadtest send-bench [--rate 1000] [--seconds 20] [--
                           [--users-per-channel 10] [--history 100] [--sockets 18000] [--fanout-channels 10]
                           [--fanout-rate 50] [--partitions 12] [--bin-dir DIR] [--json PATH]
   Also needs query-api's release binary, and an open-file limit above --sockets for this process and the
-  query API it starts (ulimit -n \"$(ulimit -Hn)\").";
+  query API it starts (ulimit -n \"$(ulimit -Hn)\").
+       loadtest search-bench [--messages 1000000] [--channels 2000] [--users 5000] [--queries 500]
+                          [--pg-queries 50] [--member-channels 50] [--partitions 12] [--skip-postgres true]
+                          [--json PATH]
+  Needs the local stack only (the search consumer runs in this process).";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -69,11 +75,62 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("search-bench") => match search_options(&arguments[1..]) {
+            Ok(options) => match search_bench::run(options).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("loadtest search-bench: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("{error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn search_options(arguments: &[String]) -> Result<search_bench::Options, String> {
+    let mut options = search_bench::Options {
+        messages: 1_000_000,
+        channels: 2_000,
+        users: 5_000,
+        queries: 500,
+        pg_queries: 50,
+        partitions: 12,
+        member_channels: 50,
+        skip_postgres: false,
+        json: None,
+    };
+    let mut iter = arguments.iter();
+    while let Some(flag) = iter.next() {
+        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || value.parse::<usize>().map_err(|_| format!("{flag}: not a number: {value}"));
+        match flag.as_str() {
+            "--messages" => options.messages = number()?,
+            "--channels" => options.channels = number()?,
+            "--users" => options.users = number()?,
+            "--queries" => options.queries = number()?,
+            "--pg-queries" => options.pg_queries = number()?,
+            "--member-channels" => options.member_channels = number()?,
+            "--partitions" => options.partitions = i32::try_from(number()?).map_err(|_| "--partitions: too large")?,
+            "--skip-postgres" => options.skip_postgres = value == "true",
+            "--json" => options.json = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if [options.messages, options.channels, options.users, options.queries, options.member_channels].contains(&0) {
+        return Err("messages, channels, users, queries and member channels must be positive".to_owned());
+    }
+    Ok(options)
 }
 
 fn query_options(arguments: &[String]) -> Result<query_bench::Options, String> {

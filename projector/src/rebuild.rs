@@ -16,6 +16,7 @@ use crate::Config;
 use crate::consumer::Projector;
 use crate::store;
 use chatsdk_search::consumer::{SearchProjector, log_ends};
+use chatsdk_search::schema::{IndexLock, lock_path};
 
 /// Projects the topic from offset 0 into the empty database at `target_url` with a consumer group of its own,
 /// until every partition reaches the end it had when the rebuild started, and returns the new checksum.
@@ -70,24 +71,23 @@ async fn caught_up(pool: PgPool, group: String, topic: String, ends: BTreeMap<i3
 }
 
 /// `projector rebuild-search`: builds a new index from offset 0 beside `target` (with a Kafka group of its
-/// own), up to the log end it saw when starting, then swaps it in. Holds the old index's writer lock all along:
-/// it refuses to run while a search consumer writes there, and none can start meanwhile. Readers (query-api)
-/// follow the swap by themselves. Returns a summary line.
+/// own), up to the log end it saw when starting, then swaps it in. Holds `target`'s index lock from before the
+/// build until after the swap: it refuses to run while a search consumer writes there, and none can start
+/// meanwhile. Readers (query nodes) follow the swap by themselves. Returns a summary line.
 pub async fn rebuild_search(config: &Config, target: &Path) -> anyhow::Result<String> {
-    let lock_target = target.to_owned();
-    let guard = tokio::task::spawn_blocking(move || chatsdk_search::schema::hold_writer_lock(&lock_target))
-        .await
-        .context("lock task")??;
+    let lock = IndexLock::acquire(target)?;
     let staging = sibling(target, "rebuild")?;
-    let ends = log_ends(&config.kafka, &config.consumer.topic).await?;
-    let mut settings = config.search.indexer.clone();
-    settings.group_id = format!("{}-rebuild-{}", settings.group_id, uuid::Uuid::new_v4().simple());
-    let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
-    tracing::info!(staging = %staging.display(), ?ends, "rebuilding the search index from offset 0");
-    let projector = SearchProjector::new(settings, &staging, &config.consumer.topic, &config.kafka, decoder);
-    let offsets = projector.run(std::future::pending(), Some(ends)).await?;
+    let built = build_search_index(config, &staging).await;
+    // The staging writer is closed: its lock file has no further use.
+    let _best_effort = std::fs::remove_file(lock_path(&staging)?);
+    let offsets = match built {
+        Ok(offsets) => offsets,
+        Err(error) => {
+            let _also_best_effort = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
     let retired = sibling(target, "retired")?;
-    drop(guard);
     if target.exists() {
         std::fs::rename(target, &retired).with_context(|| format!("moving {} aside", target.display()))?;
     }
@@ -95,8 +95,19 @@ pub async fn rebuild_search(config: &Config, target: &Path) -> anyhow::Result<St
     if retired.exists() {
         std::fs::remove_dir_all(&retired).with_context(|| format!("removing {}", retired.display()))?;
     }
+    drop(lock);
     let view = chatsdk_search::IndexView::open(target)?;
     Ok(format!("{} messages searchable, offsets {offsets:?}", view.live_documents()?))
+}
+
+async fn build_search_index(config: &Config, staging: &Path) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let ends = log_ends(&config.kafka, &config.consumer.topic).await?;
+    let mut settings = config.search.indexer.clone();
+    settings.group_id = format!("{}-rebuild-{}", settings.group_id, uuid::Uuid::new_v4().simple());
+    let decoder = EventDecoder::new(&RegistrySettings::new(&config.registry.url, config.registry.timeout()))?;
+    tracing::info!(staging = %staging.display(), ?ends, "rebuilding the search index from offset 0");
+    let projector = SearchProjector::new(settings, staging, &config.consumer.topic, &config.kafka, decoder);
+    projector.run(std::future::pending(), Some(ends)).await
 }
 
 /// A fresh path next to `target` (same filesystem, so the swap is a rename).

@@ -646,8 +646,12 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
     assert!(exit.success(), "{exit}");
     let before = searchable(&index.0);
 
-    // A damaged index (here: emptied) is rebuilt from the log alone.
-    std::fs::remove_dir_all(&index.0).unwrap();
+    // An index of an outdated schema (here: a field renamed in its metadata) is refused by the consumer and
+    // rebuilt from the log alone.
+    let meta = index.0.join("meta.json");
+    let outdated = std::fs::read_to_string(&meta).unwrap().replace("\"live_app\"", "\"live_app_v0\"");
+    std::fs::write(&meta, outdated).unwrap();
+    assert!(chatsdk_search::IndexView::open(&index.0).is_err(), "the outdated index is refused");
     let rebuilt = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
     assert!(rebuilt.status.success(), "rebuild-search failed: {}", String::from_utf8_lossy(&rebuilt.stderr));
     assert_eq!(indexed_offsets(&index.0), total);
@@ -655,5 +659,52 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
     assert_eq!(before, expected_search(&events));
     let summary = String::from_utf8(rebuilt.stdout).unwrap();
     assert!(summary.contains(&format!("{} messages searchable", before.len())), "{summary}");
+    setup.database.drop_database().await;
+}
+
+#[tokio::test]
+async fn search_commits_at_its_interval_while_events_keep_arriving() {
+    let setup = setup(2).await;
+    let index = ScratchDirectory::new();
+    let mut config = setup.config();
+    config.consumer.enabled = false;
+    config.search.enabled = true;
+    config.search.index_dir = index.0.clone();
+    config.search.indexer.group_id = format!("{}-search", setup.group);
+    config.search.indexer.commit_interval_ms = 200;
+    let service = RunningService::start::<Application>(config).await;
+    wait_for("the index created", Duration::from_secs(30), || async {
+        chatsdk_search::IndexView::open(&index.0).ok().map(|_| ())
+    })
+    .await;
+    // A steady trickle, one event every 20 ms for 4 s: never a pause, never a full batch (2,000 events).
+    let events = chat_traffic(2, 100);
+    let producing = {
+        let encoder =
+            EventEncoder::new(RegistrySettings::new(&setup.stack.registry.url, Duration::from_secs(5)), &setup.topic)
+                .unwrap();
+        let producer = setup.stack.kafka.producer("projector-test").unwrap();
+        let topic = setup.topic.clone();
+        tokio::spawn(async move {
+            for event in events.into_iter().take(200) {
+                let bytes = encoder.encode(&event).await.unwrap();
+                let key = event.key();
+                let record = FutureRecord::to(&topic).key(&key).payload(&bytes);
+                producer
+                    .send(record, Timeout::After(Duration::from_secs(10)))
+                    .await
+                    .map_err(|(error, _)| error)
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    wait_for("a commit while events are still arriving", Duration::from_secs(30), || async {
+        (indexed_offsets(&index.0) > 0).then_some(())
+    })
+    .await;
+    assert!(!producing.is_finished(), "the first commit waited for the stream of 200 events to end");
+    producing.await.unwrap();
+    service.stop().await.unwrap();
     setup.database.drop_database().await;
 }

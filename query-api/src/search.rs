@@ -63,6 +63,11 @@ impl SearchIndex {
         if self.embedded.as_ref().is_some_and(|(_, progress)| !progress.caught_up()) {
             return None;
         }
+        self.opened()
+    }
+
+    /// The index as opened, caught up or not.
+    fn opened(&self) -> Option<Arc<IndexView>> {
         self.view.read().ok().and_then(|view| view.clone())
     }
 
@@ -118,7 +123,7 @@ pub async fn follow(index: Arc<SearchIndex>, every: Duration) {
         ticks.tick().await;
         let (index, directory) = (Arc::clone(&index), directory.clone());
         let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            if let Some(view) = index.view()
+            if let Some(view) = index.opened()
                 && view.refresh().is_ok()
             {
                 return Ok(());
@@ -217,14 +222,18 @@ async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults
     let channel = params.parsed::<ChannelId>("channel_id")?;
     let author = params.parsed::<UserId>("author_id")?;
     let (since_ms, until_ms) = (timestamp(&params, "since")?, timestamp(&params, "until")?);
-    // A user searches as themselves; the backend as the app, or as `user_id`.
-    let as_user = if actor.is_server { params.parsed::<UserId>("user_id")? } else { Some(actor.user_id.clone()) };
+    // A user searches as themselves; the backend as the app, or with a user's access (`user_id`).
+    let on_behalf = if actor.is_server { params.parsed::<UserId>("user_id")? } else { None };
+    let subject = match on_behalf {
+        Some(user) => actor.on_behalf_of(user).unwrap_or_else(|| actor.clone()),
+        None => actor.clone(),
+    };
     let fingerprint = {
         let mut digest = Sha256::new();
         for part in [
             actor.app_id.as_str(),
             actor.user_id.as_str(),
-            as_user.as_ref().map_or("", UserId::as_str),
+            if subject.is_server { "" } else { subject.user_id.as_str() },
             text,
             channel.as_ref().map_or("", ChannelId::as_str),
             author.as_ref().map_or("", UserId::as_str),
@@ -247,19 +256,21 @@ async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults
 
     let view = match &min_position {
         Some(min) => {
+            // One bound for both waits, as for every read.
+            let deadline = tokio::time::Instant::now() + state.max_wait;
             wait_for_projection(state, min).await?;
-            wait_for_index(&state.search, min, state.max_wait).await?
+            wait_for_index(&state.search, min, deadline).await?
         }
         None => state.search.view().ok_or_else(unavailable)?,
     };
-    let scope = match (&channel, &as_user) {
-        (Some(channel), _) => {
-            // 404 for an unknown channel (or another app's), 403 for one the caller may not read.
-            reads::reader(&state.pool, actor, channel).await?;
+    let scope = match &channel {
+        Some(channel) => {
+            // 404 for an unknown channel (or another app's), 403 for one the subject may not read.
+            reads::reader(&state.pool, &subject, channel).await?;
             Scope::Channels(vec![channel.as_str().to_owned()])
         }
-        (None, Some(user)) => Scope::Channels(member_channels(state, actor, user).await?),
-        (None, None) => Scope::App,
+        None if subject.is_server => Scope::App,
+        None => Scope::Channels(member_channels(state, &subject).await?),
     };
     let request = SearchRequest {
         app: actor.app_id.as_str().to_owned(),
@@ -292,7 +303,7 @@ async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults
         }
     };
     let ids: Vec<uuid::Uuid> = page.hits.iter().map(|hit| hit.message.message_id).collect();
-    let mut shown = reads::messages_by_id(&state.pool, &actor.app_id, &actor.user_id, &ids).await?;
+    let mut shown = reads::messages_by_id(&state.pool, &subject.app_id, &subject.user_id, &ids).await?;
     let results = page
         .hits
         .into_iter()
@@ -318,12 +329,12 @@ async fn run(state: &AppState, actor: &Actor, uri: &Uri) -> Result<SearchResults
     Ok(SearchResults { results, next_cursor })
 }
 
-/// The channels `user` is an active member of.
-async fn member_channels(state: &AppState, actor: &Actor, user: &UserId) -> Result<Vec<String>, ApiError> {
+/// The channels `subject` is an active member of.
+async fn member_channels(state: &AppState, subject: &Actor) -> Result<Vec<String>, ApiError> {
     sqlx::query_scalar!(
         "SELECT channel_id FROM members WHERE app_id = $1 AND user_id = $2 AND left_at IS NULL",
-        actor.app_id.as_str(),
-        user.as_str(),
+        subject.app_id.as_str(),
+        subject.user_id.as_str(),
     )
     .fetch_all(&state.pool)
     .await
@@ -334,13 +345,13 @@ fn unavailable() -> ApiError {
     ApiError::unavailable("search_unavailable", "search is not available on this node yet")
 }
 
-/// Waits (bounded) until this node has the index open and its loaded commit holds every position of `min`.
+/// Waits (until `deadline`) until this node has the index open and its loaded commit holds every position of
+/// `min`.
 async fn wait_for_index(
     index: &SearchIndex,
     min: &SessionPosition,
-    max_wait: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Arc<IndexView>, ApiError> {
-    let deadline = tokio::time::Instant::now() + max_wait;
     loop {
         let view = index.view();
         if let Some(view) = &view {

@@ -144,6 +144,12 @@ async fn members_find_their_channels_only_with_highlights_and_filters() {
     common::follow(&server, &bob);
     assert_eq!(search(&server, "launch", &[]).await.results.len(), 4);
     assert_eq!(texts(&search(&server, "launch", &[("user_id", "cat")]).await), set(&["secret launch codes"]));
+    // On behalf of a user, a named channel needs that user's access too.
+    let refused = server.search("launch", &[("user_id", "bob"), ("channel_id", private.as_str())]).await;
+    assert!(
+        refused.is_err_and(|error| error.to_string().contains("not_a_member")),
+        "bob may not read the private channel"
+    );
 
     let (status, document) = harness.get(0, "/v1/openapi.json", &[]).await;
     assert_eq!(status, 200);

@@ -41,7 +41,7 @@ pub struct IndexerSettings {
     /// Tantivy's indexing memory budget.
     pub writer_memory_mb: usize,
     pub writer_threads: usize,
-    /// The analyzer of apps not listed in `analyzers` (fixed when the index is created).
+    /// The analyzer of apps not listed in `analyzers`; apps with documents keep theirs until a rebuild.
     pub default_analyzer: Analyzer,
     /// Per-app analyzers, e.g. `{ "tokyo-app" = "cjk" }`; takes effect for an app without documents yet, or
     /// after `projector rebuild-search`.
@@ -185,7 +185,23 @@ impl SearchProjector {
     /// the offset it names; commits what was applied before returning.
     pub async fn run(
         self,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        until: Option<BTreeMap<i32, i64>>,
+    ) -> anyhow::Result<BTreeMap<i32, i64>> {
+        // One stop signal that every wait (the loop, registry and Kafka retries) can watch.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(async move {
+            shutdown.await;
+            let _receivers_may_be_gone = stop.send(true);
+        });
+        let outcome = self.consume(stopped, until).await;
+        relay.abort();
+        outcome
+    }
+
+    async fn consume(
+        &self,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
         until: Option<BTreeMap<i32, i64>>,
     ) -> anyhow::Result<BTreeMap<i32, i64>> {
         let writer_settings = WriterSettings {
@@ -201,7 +217,20 @@ impl SearchProjector {
         self.progress.set(&writer.committed().offsets);
         let writer = Arc::new(Mutex::new(writer));
 
-        let ends = log_ends(&self.kafka, &self.topic).await?;
+        // Kafka may be down at start: wait for it (the service is up, not ready), never give up.
+        let Some(ends) =
+            self.retrying("reading the log's end", &mut stopped, || log_ends(&self.kafka, &self.topic)).await
+        else {
+            return self.close(writer, None).await;
+        };
+        for (partition, end) in &ends {
+            if let Some(committed) = next.get(partition).filter(|committed| *committed > end) {
+                anyhow::bail!(
+                    "the index has applied partition {partition} up to {committed}, beyond the log's end {end}: \
+                     the topic was recreated or truncated; run `projector rebuild-search`"
+                );
+            }
+        }
         let partitions: Vec<i32> = ends.keys().copied().collect();
         self.progress.set_start_ends(ends);
         let consumer: StreamConsumer =
@@ -220,60 +249,67 @@ impl SearchProjector {
                     .all(|(partition, end)| *end == 0 || committed.get(partition).is_some_and(|next| next >= end))
             })
         };
-        let mut shutdown = std::pin::pin!(shutdown);
         let mut batch: Vec<Record> = Vec::new();
-        let mut last_commit = Instant::now();
         let commit_interval = Duration::from_millis(self.settings.commit_interval_ms);
-        let tick = commit_interval.min(Duration::from_millis(100));
+        // The deadline survives the loop's passes: steady traffic cannot postpone a commit.
+        let mut next_commit = tokio::time::Instant::now() + commit_interval;
         loop {
-            if done(&self.progress.snapshot()) {
+            if done(&self.progress.snapshot()) || *stopped.borrow() {
                 break;
             }
             let received = tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                _stopping = stopped.changed() => continue,
                 received = consumer.recv() => Some(received),
-                () = tokio::time::sleep(tick) => None,
+                () = tokio::time::sleep_until(next_commit) => None,
             };
-            if let Some(received) = received {
-                match received {
-                    Ok(message) => {
-                        let (partition, offset) = (message.partition(), message.offset());
-                        let expected = next.get(&partition).copied().unwrap_or(0);
-                        if offset < expected {
-                            continue; // fetched again after a reconnect: already applied
-                        }
-                        if offset > expected && expected > 0 {
-                            tracing::warn!(partition, expected, offset, "offsets missing from the log, continuing");
-                        }
-                        next.insert(partition, offset + 1);
-                        let envelope = self.decode(message.payload().unwrap_or_default()).await;
-                        batch.push((partition, offset, envelope));
-                        if batch.len() < self.settings.batch_max_events {
-                            continue;
-                        }
+            match received {
+                Some(Ok(message)) => {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let expected = next.get(&partition).copied().unwrap_or(0);
+                    if offset < expected {
+                        // Fetched again after a reconnect: already applied. (A log truncated below the index's
+                        // offsets is refused at start.)
+                        continue;
                     }
-                    Err(error) => {
-                        tracing::warn!(error = %error, "kafka consume error");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    if offset > expected && expected > 0 {
+                        tracing::warn!(partition, expected, offset, "offsets missing from the log, continuing");
                     }
+                    let Some(envelope) = self.decode(message.payload().unwrap_or_default(), &mut stopped).await else {
+                        break; // stopping while the registry is down: this record is read again next time
+                    };
+                    next.insert(partition, offset + 1);
+                    batch.push((partition, offset, envelope));
                 }
+                Some(Err(error)) => {
+                    tracing::warn!(error = %error, "kafka consume error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => {}
             }
-            let due = last_commit.elapsed() >= commit_interval;
-            if batch.is_empty() && !due {
+            let due = tokio::time::Instant::now() >= next_commit;
+            if batch.len() < self.settings.batch_max_events && !due {
                 continue;
             }
-            let committed = self.apply(&writer, std::mem::take(&mut batch), due).await?;
-            if let Some(offsets) = committed {
-                last_commit = Instant::now();
+            if let Some(offsets) = self.apply(&writer, std::mem::take(&mut batch), due).await? {
                 self.report(&consumer, &offsets);
-            } else if due {
-                last_commit = Instant::now();
+            }
+            if due {
+                next_commit = tokio::time::Instant::now() + commit_interval;
             }
         }
         let committed = self.apply(&writer, batch, true).await?;
-        if let Some(offsets) = &committed {
-            self.report(&consumer, offsets);
+        self.close(writer, committed.map(|offsets| (consumer, offsets))).await
+    }
+
+    /// Reports the last commit, waits for Tantivy's merges and releases the index.
+    async fn close(
+        &self,
+        writer: Arc<Mutex<SearchWriter>>,
+        committed: Option<(StreamConsumer, BTreeMap<i32, i64>)>,
+    ) -> anyhow::Result<BTreeMap<i32, i64>> {
+        if let Some((consumer, offsets)) = &committed {
+            self.report(consumer, offsets);
         }
         let offsets = self.progress.snapshot();
         let writer = Arc::try_unwrap(writer)
@@ -283,6 +319,31 @@ impl SearchProjector {
         blocking(move || writer.close()).await?;
         tracing::info!(?offsets, "search consumer stopped");
         Ok(offsets)
+    }
+
+    /// Retries `attempt` with backoff until it succeeds; `None` when stopping first.
+    async fn retrying<T, F, Fut>(
+        &self,
+        what: &str,
+        stopped: &mut tokio::sync::watch::Receiver<bool>,
+        mut attempt: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Ok(value) => return Some(value),
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "{what} failed, retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _stopping = stopped.wait_for(|stop| *stop) => return None,
+            }
+            pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
+        }
     }
 
     /// Hands a batch to the writer on a blocking thread and commits when `commit_now` or enough events wait.
@@ -330,20 +391,27 @@ impl SearchProjector {
     }
 
     /// Decodes a record, waiting out registry outages (an event is never skipped because the registry was
-    /// down); other failures make it a record without event.
-    async fn decode(&self, payload: &[u8]) -> Option<Envelope> {
+    /// down); other failures make it a record without event (`Some(None)`). `None`: stopping meanwhile.
+    async fn decode(
+        &self,
+        payload: &[u8],
+        stopped: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Option<Envelope>> {
         let mut pause = Duration::from_millis(100);
         loop {
             match self.decoder.decode(payload).await {
-                Ok(envelope) => return Some(envelope),
+                Ok(envelope) => return Some(Some(envelope)),
                 Err(error @ DecodeError::RegistryUnavailable(_)) => {
                     tracing::warn!(error = %error, "registry unavailable, retrying");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _stopping = stopped.wait_for(|stop| *stop) => return None,
+                    }
                     pause = (pause * 2).min(Duration::from_millis(self.settings.retry_max_ms));
                 }
                 Err(error) => {
                     tracing::debug!(error = %error, "undecodable record skipped by search");
-                    return None;
+                    return Some(None);
                 }
             }
         }

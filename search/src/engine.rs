@@ -31,6 +31,15 @@ pub struct Snapshot {
     pub searcher: Searcher,
     pub payload: Payload,
     pub opstamp: u64,
+    /// What identifies the commit: its opstamp, payload and segments (a rebuilt index swapped in may reuse an
+    /// opstamp, never its segment ids).
+    commit: String,
+}
+
+fn commit_identity(metas: &tantivy::IndexMeta) -> String {
+    let mut segments: Vec<String> = metas.segments.iter().map(|segment| segment.id().uuid_string()).collect();
+    segments.sort();
+    format!("{}|{}|{}", metas.opstamp, metas.payload.as_deref().unwrap_or_default(), segments.join(","))
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -67,7 +76,8 @@ impl IndexView {
         let metas = index.load_metas()?;
         let payload = Payload::of_index(&index)?
             .ok_or_else(|| anyhow::anyhow!("the index in {} has no commit yet", directory.display()))?;
-        let snapshot = Snapshot { searcher: reader.searcher(), payload, opstamp: metas.opstamp };
+        let snapshot =
+            Snapshot { searcher: reader.searcher(), payload, opstamp: metas.opstamp, commit: commit_identity(&metas) };
         Ok(Self { directory: directory.to_owned(), index, reader, fields, current: RwLock::new(Arc::new(snapshot)) })
     }
 
@@ -75,13 +85,14 @@ impl IndexView {
     /// segments, so the snapshot's offsets never claim more than its searcher holds. Returns whether it moved.
     pub fn refresh(&self) -> anyhow::Result<bool> {
         let metas = self.index.load_metas()?;
-        if metas.opstamp == self.snapshot().opstamp {
+        let commit = commit_identity(&metas);
+        if commit == self.snapshot().commit {
             return Ok(false);
         }
         let payload = Payload::of_index(&self.index)?
             .ok_or_else(|| anyhow::anyhow!("the index in {} lost its payload", self.directory.display()))?;
         self.reader.reload()?;
-        let snapshot = Snapshot { searcher: self.reader.searcher(), payload, opstamp: metas.opstamp };
+        let snapshot = Snapshot { searcher: self.reader.searcher(), payload, opstamp: metas.opstamp, commit };
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(snapshot);
         }
@@ -378,8 +389,8 @@ fn highlight(generator: &SnippetGenerator, text: &str) -> Highlight {
     }
     let fragment = snippet.fragment().to_owned();
     let characters_before = |byte: usize| fragment.get(..byte).map_or(0, |before| before.chars().count());
-    let ranges = snippet
-        .highlighted()
+    // Overlapping matches (CJK bigrams `東京` `京都` in `東京都`) become one range.
+    let ranges = tantivy::snippet::collapse_overlapped_ranges(snippet.highlighted())
         .iter()
         .map(|range| (characters_before(range.start), characters_before(range.end)))
         .collect();

@@ -4,7 +4,7 @@
 //! channel and thread parent, no text, no `live_app` term): every search requires the `live_app` term, so
 //! tombstones are never found, while the projector still recognises a retried send of a deleted message.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -211,15 +211,42 @@ pub fn open_existing(directory: &Path) -> anyhow::Result<Index> {
     Ok(index)
 }
 
-/// Takes the writer lock of the index in `directory`, if there is one, and holds it while the guard lives:
-/// a projector cannot start writing there meanwhile, and one already writing makes this fail.
-pub fn hold_writer_lock(directory: &Path) -> anyhow::Result<Option<tantivy::IndexWriter<TantivyDocument>>> {
-    if !directory.join("meta.json").exists() {
-        return Ok(None);
+/// The exclusive right to write the index in a directory, held by its writer and by `projector rebuild-search`.
+/// It is a file *next to* the directory (`{directory}.lock`), so it stays where it is when a rebuild swaps the
+/// directory, and taking it never needs to open the index (which may have an outdated schema). The operating
+/// system releases it when the holder exits, even on a crash.
+#[derive(Debug)]
+pub struct IndexLock {
+    _file: std::fs::File,
+}
+
+impl IndexLock {
+    pub fn acquire(directory: &Path) -> anyhow::Result<Self> {
+        let path = lock_path(directory)?;
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "the index in {} is being written by another process (a search consumer or a rebuild)",
+                directory.display()
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(error).with_context(|| format!("locking {}", path.display()))
+            }
+        }
     }
-    let index = open_existing(directory)?;
-    let writer = index.writer_with_num_threads(1, 15_000_000).with_context(|| {
-        format!("the index in {} is being written (stop its search consumer first)", directory.display())
-    })?;
-    Ok(Some(writer))
+}
+
+/// `{directory}.lock`.
+pub fn lock_path(directory: &Path) -> anyhow::Result<PathBuf> {
+    let name = directory.file_name().and_then(|name| name.to_str()).context("the index directory has no name")?;
+    Ok(directory.with_file_name(format!("{name}.lock")))
 }

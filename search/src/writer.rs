@@ -48,6 +48,8 @@ pub enum Change {
 }
 
 pub struct SearchWriter {
+    /// Held for the writer's life: one writer per directory, and no rebuild swapping it meanwhile.
+    _lock: schema::IndexLock,
     index: Index,
     fields: Fields,
     writer: IndexWriter<TantivyDocument>,
@@ -74,6 +76,7 @@ impl SearchWriter {
     /// Opens (or creates) the index in `directory` and takes its writer lock: a second writer of the same
     /// directory fails here.
     pub fn open(directory: &Path, settings: WriterSettings) -> anyhow::Result<Self> {
+        let lock = schema::IndexLock::acquire(directory)?;
         let index = schema::open_or_create(directory)?;
         let fields = Fields::of(&index.schema())?;
         let committed = match Payload::of_index(&index)? {
@@ -89,7 +92,7 @@ impl SearchWriter {
                     tracing::warn!(
                         recorded = %payload.default_analyzer,
                         configured = %settings.default_analyzer,
-                        "the index keeps the default analyzer it was built with until `projector rebuild-search`"
+                        "apps with documents keep the analyzer they were indexed with until `projector rebuild-search`; new apps take the configured default"
                     );
                 }
                 payload
@@ -103,6 +106,7 @@ impl SearchWriter {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let fresh = committed.offsets.is_empty() && index.load_metas()?.payload.is_none();
         let mut opened = Self {
+            _lock: lock,
             index,
             fields,
             writer,

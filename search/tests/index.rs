@@ -334,3 +334,17 @@ fn a_query_of_unindexable_words_only_is_refused() {
         chatsdk_search::engine::search(&view.snapshot(), view.fields(), &request("app", &long_word, Scope::App));
     assert!(matches!(outcome, Err(chatsdk_search::SearchError::NothingToSearch)));
 }
+
+#[test]
+fn overlapping_cjk_matches_are_one_highlight_range() {
+    let scratch = Scratch::new();
+    let mut writer = SearchWriter::open(&scratch.0, settings(&[("tokyo", Analyzer::Cjk)]))
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    write(&mut writer, &[envelope("tokyo", "a", "ann", sent(Uuid::new_v4(), "明日東京都に行く", None))]);
+    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let page = chatsdk_search::engine::search(&view.snapshot(), view.fields(), &request("tokyo", "東京都", Scope::App))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let highlight = page.hits.first().map(|hit| hit.highlight.clone()).unwrap_or_else(|| panic!("no hit"));
+    assert_eq!(highlight.ranges, vec![(2, 5)], "東京 and 京都 overlap: one range over 東京都");
+    assert_eq!(highlight.html, "明日<b>東京都</b>に行く");
+}

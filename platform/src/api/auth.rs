@@ -40,6 +40,12 @@ impl Actor {
             Err(ApiError::forbidden("missing_scope", format!("the token lacks the {scope} scope")))
         }
     }
+
+    /// The app's backend reading on behalf of `user`: that user's access, none of the backend's. `None` for a
+    /// caller that is not the backend (a user can only read as themselves).
+    pub fn on_behalf_of(&self, user: UserId) -> Option<Actor> {
+        self.is_server.then(|| Actor { app_id: self.app_id.clone(), user_id: user, is_server: false, scopes: None })
+    }
 }
 
 /// A service state that can authenticate callers.
