@@ -152,6 +152,20 @@ impl Analyzer {
         }
     }
 
+    /// The tokens `text` becomes in the index for `app`: each term scoped by the app ([`app_term`]), positions
+    /// and offsets as analyzed.
+    pub fn app_tokens(self, app: &str, text: &str) -> Vec<Token> {
+        let mut analyzer = self.text_analyzer();
+        let mut stream = analyzer.token_stream(text);
+        let mut tokens = Vec::new();
+        while stream.advance() {
+            let mut token = stream.token().clone();
+            token.text = app_term(app, &token.text);
+            tokens.push(token);
+        }
+        tokens
+    }
+
     /// The terms `text` becomes, in order.
     pub fn terms(self, text: &str) -> Vec<String> {
         let mut analyzer = self.text_analyzer();
@@ -179,6 +193,13 @@ impl std::str::FromStr for Analyzer {
             format!("unknown analyzer {name:?} (one of: {})", names.join(", "))
         })
     }
+}
+
+/// A word as indexed for an app: `{app}/{word}`. Terms are per app, so an app's term statistics (BM25) and prefix
+/// expansions never involve another app's text. Words never contain `/` (analyzers split at it) and app ids
+/// cannot, so the scoping is unambiguous.
+pub fn app_term(app: &str, word: &str) -> String {
+    format!("{app}/{word}")
 }
 
 /// Scripts written without spaces between words.
@@ -322,6 +343,16 @@ mod tests {
     fn stemming_analyzers_stem() {
         assert_eq!(Analyzer::English.terms("running runs"), ["run", "run"]);
         assert_eq!(Analyzer::Default.terms("running runs"), ["running", "runs"]);
+    }
+
+    #[test]
+    fn app_tokens_are_scoped_and_keep_positions_and_offsets() {
+        let tokens = Analyzer::Default.app_tokens("acme", "Hi, Ann");
+        let seen: Vec<(&str, usize, usize, usize)> = tokens
+            .iter()
+            .map(|token| (token.text.as_str(), token.position, token.offset_from, token.offset_to))
+            .collect();
+        assert_eq!(seen, [("acme/hi", 0, 0, 2), ("acme/ann", 1, 4, 7)]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument, Term};
 
-use crate::analyzer::Analyzer;
+use crate::analyzer::{Analyzer, app_term};
 use crate::payload::Payload;
 use crate::query::{Atom, ParsedQuery};
 use crate::schema::{self, Fields, MessageDoc, order_of_millis, scoped};
@@ -196,8 +196,8 @@ pub fn search(snapshot: &Snapshot, fields: &Fields, request: &SearchRequest) -> 
     let analyzer = snapshot.payload.analyzer_for(&request.app);
     let text_field = fields.analyzed(analyzer);
     let mut highlighted = BTreeSet::new();
-    let Some(text_query) = text_query(&snapshot.searcher, text_field, analyzer, &request.query, &mut highlighted)?
-    else {
+    let text = TextField { field: text_field, analyzer, app: &request.app };
+    let Some(text_query) = text_query(&snapshot.searcher, &text, &request.query, &mut highlighted)? else {
         return Err(SearchError::NothingToSearch);
     };
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
@@ -259,7 +259,7 @@ pub fn search(snapshot: &Snapshot, fields: &Fields, request: &SearchRequest) -> 
     };
     let has_more = addresses.len() > request.limit;
     addresses.truncate(request.limit);
-    let snippets = snippet_generator(&snapshot.searcher, text_field, analyzer, &highlighted)?;
+    let snippets = snippet_generator(&snapshot.searcher, &text, &highlighted)?;
     let mut hits = Vec::with_capacity(addresses.len());
     for (score, _, address) in addresses {
         let document: TantivyDocument = snapshot.searcher.doc(address)?;
@@ -274,12 +274,24 @@ fn term_query(term: Term) -> Box<dyn Query> {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
 }
 
+/// The field an app's text is in, its analyzer, and the app its terms are scoped by.
+struct TextField<'a> {
+    field: Field,
+    analyzer: Analyzer,
+    app: &'a str,
+}
+
+impl TextField<'_> {
+    fn term(&self, word: &str) -> Term {
+        Term::from_field_text(self.field, &app_term(self.app, word))
+    }
+}
+
 /// The text part: clauses combined with AND, alternatives with OR, exclusions with NOT. `None` when no clause
 /// to search for has a searchable word.
 fn text_query(
     searcher: &Searcher,
-    field: Field,
-    analyzer: Analyzer,
+    text: &TextField<'_>,
     parsed: &ParsedQuery,
     highlighted: &mut BTreeSet<String>,
 ) -> Result<Option<Box<dyn Query>>, SearchError> {
@@ -288,7 +300,7 @@ fn text_query(
         let mut alternatives = Vec::new();
         for atom in &clause.any_of {
             let mut terms_of_atom = BTreeSet::new();
-            if let Some(query) = atom_query(searcher, field, analyzer, atom, &mut terms_of_atom)? {
+            if let Some(query) = atom_query(searcher, text, atom, &mut terms_of_atom)? {
                 alternatives.push(query);
                 if !clause.excluded {
                     highlighted.append(&mut terms_of_atom);
@@ -310,22 +322,20 @@ fn text_query(
 
 fn atom_query(
     searcher: &Searcher,
-    field: Field,
-    analyzer: Analyzer,
+    text: &TextField<'_>,
     atom: &Atom,
     highlighted: &mut BTreeSet<String>,
 ) -> Result<Option<Box<dyn Query>>, SearchError> {
-    let words = analyzer.terms(&atom.text);
+    let words = text.analyzer.terms(&atom.text);
     let Some(last) = words.last() else { return Ok(None) };
-    let term = |word: &String| Term::from_field_text(field, word);
     if !atom.prefix {
         highlighted.extend(words.iter().cloned());
         return Ok(Some(match words.as_slice() {
-            [single] => Box::new(TermQuery::new(term(single), IndexRecordOption::WithFreqs)),
-            _ => Box::new(PhraseQuery::new(words.iter().map(term).collect())),
+            [single] => Box::new(TermQuery::new(text.term(single), IndexRecordOption::WithFreqs)),
+            _ => Box::new(PhraseQuery::new(words.iter().map(|word| text.term(word)).collect())),
         }));
     }
-    let expansions = expand_prefix(searcher, field, last)?;
+    let expansions = expand_prefix(searcher, text, last)?;
     highlighted.extend(words[..words.len() - 1].iter().cloned());
     highlighted.extend(expansions.iter().cloned());
     if words.len() == 1 {
@@ -334,24 +344,28 @@ fn atom_query(
         }
         let alternatives: Vec<Box<dyn Query>> = expansions
             .iter()
-            .map(|word| Box::new(TermQuery::new(term(word), IndexRecordOption::WithFreqs)) as Box<dyn Query>)
+            .map(|word| Box::new(TermQuery::new(text.term(word), IndexRecordOption::WithFreqs)) as Box<dyn Query>)
             .collect();
         return Ok(Some(Box::new(BooleanQuery::union(alternatives))));
     }
-    let mut phrase = PhrasePrefixQuery::new(words.iter().map(term).collect());
+    let mut phrase = PhrasePrefixQuery::new(words.iter().map(|word| text.term(word)).collect());
     phrase.set_max_expansions(MAX_PREFIX_EXPANSIONS as u32);
     Ok(Some(Box::new(phrase)))
 }
 
-/// The first [`MAX_PREFIX_EXPANSIONS`] distinct terms of `field` starting with `prefix`, over all segments.
-fn expand_prefix(searcher: &Searcher, field: Field, prefix: &str) -> Result<Vec<String>, SearchError> {
+/// The first [`MAX_PREFIX_EXPANSIONS`] distinct words of the app starting with `prefix`, over all segments.
+fn expand_prefix(searcher: &Searcher, text: &TextField<'_>, prefix: &str) -> Result<Vec<String>, SearchError> {
+    let scoped_prefix = app_term(text.app, prefix);
+    let scope = app_term(text.app, "");
     let mut found = BTreeSet::new();
     for segment in searcher.segment_readers() {
-        let inverted = segment.inverted_index(field)?;
-        let mut stream = inverted.terms().range().ge(prefix.as_bytes()).into_stream()?;
+        let inverted = segment.inverted_index(text.field)?;
+        let mut stream = inverted.terms().range().ge(scoped_prefix.as_bytes()).into_stream()?;
         let mut taken = 0;
         while stream.advance() && taken < MAX_PREFIX_EXPANSIONS {
-            let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
+            let Some(word) = std::str::from_utf8(stream.key()).ok().and_then(|term| term.strip_prefix(&scope)) else {
+                break;
+            };
             if !word.starts_with(prefix) {
                 break;
             }
@@ -364,19 +378,19 @@ fn expand_prefix(searcher: &Searcher, field: Field, prefix: &str) -> Result<Vec<
 
 fn snippet_generator(
     searcher: &Searcher,
-    field: Field,
-    analyzer: Analyzer,
+    text: &TextField<'_>,
     words: &BTreeSet<String>,
 ) -> Result<SnippetGenerator, SearchError> {
     let mut weights = BTreeMap::new();
     for word in words {
-        let frequency = searcher.doc_freq(&Term::from_field_text(field, word))?;
+        let frequency = searcher.doc_freq(&text.term(word))?;
         if frequency > 0 {
             // Rarer words make better fragments.
             weights.insert(word.clone(), 1.0 / (1.0 + frequency as f32));
         }
     }
-    Ok(SnippetGenerator::new(weights, analyzer.text_analyzer(), field, SNIPPET_CHARS))
+    // The stored text is analyzed without app scoping, so the weights are keyed by plain words.
+    Ok(SnippetGenerator::new(weights, text.analyzer.text_analyzer(), text.field, SNIPPET_CHARS))
 }
 
 fn highlight(generator: &SnippetGenerator, text: &str) -> Highlight {

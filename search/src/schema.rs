@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::analyzer::{self, Analyzer};
 
 /// Changes whenever the fields change; an index of another version must be rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The fields of the index, resolved once.
 #[derive(Debug, Clone)]
@@ -42,7 +42,8 @@ pub struct Fields {
     pub offset: Field,
     /// 1 on a tombstone.
     pub deleted: Field,
-    /// The analyzed text, one field per analyzer, in [`Analyzer::ALL`] order.
+    /// The analyzed text, one field per analyzer, in [`Analyzer::ALL`] order; terms are scoped by app
+    /// ([`crate::analyzer::app_term`]).
     analyzed: Vec<Field>,
 }
 
@@ -154,7 +155,11 @@ impl MessageDoc {
         if !self.deleted {
             document.add_text(fields.live_app, &self.app);
             document.add_text(fields.text, &self.text);
-            document.add_text(fields.analyzed(analyzer), &self.text);
+            let tokens = analyzer.app_tokens(&self.app, &self.text);
+            document.add_pre_tokenized_text(
+                fields.analyzed(analyzer),
+                tantivy::tokenizer::PreTokenizedString { text: self.text.clone(), tokens },
+            );
         }
         document
     }

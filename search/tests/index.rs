@@ -348,3 +348,20 @@ fn overlapping_cjk_matches_are_one_highlight_range() {
     assert_eq!(highlight.ranges, vec![(2, 5)], "東京 and 京都 overlap: one range over 東京都");
     assert_eq!(highlight.html, "明日<b>東京都</b>に行く");
 }
+
+#[test]
+fn prefixes_expand_within_the_app_only() {
+    let scratch = Scratch::new();
+    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    // Another app has more words sorting before "deploy" than a prefix expands to.
+    let mut envelopes: Vec<Envelope> = (0..100)
+        .map(|index| envelope("other", "a", "ann", sent(Uuid::new_v4(), &format!("dep{index:03}"), None)))
+        .collect();
+    let mine = Uuid::new_v4();
+    envelopes.push(envelope("mine", "a", "ann", sent(mine, "deploy done", None)));
+    write(&mut writer, &envelopes);
+    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    assert_eq!(found(&view, &request("mine", "dep*", Scope::App)), vec![mine]);
+    assert_eq!(found(&view, &request("other", "dep*", Scope::App)).len(), 20, "a full page of the other app's");
+    assert_eq!(found(&view, &request("other", "deploy", Scope::App)), Vec::<Uuid>::new());
+}
