@@ -152,20 +152,6 @@ impl Analyzer {
         }
     }
 
-    /// The tokens `text` becomes in the index for `app`: each term scoped by the app ([`app_term`]), positions
-    /// and offsets as analyzed.
-    pub fn app_tokens(self, app: &str, text: &str) -> Vec<Token> {
-        let mut analyzer = self.text_analyzer();
-        let mut stream = analyzer.token_stream(text);
-        let mut tokens = Vec::new();
-        while stream.advance() {
-            let mut token = stream.token().clone();
-            token.text = app_term(app, &token.text);
-            tokens.push(token);
-        }
-        tokens
-    }
-
     /// The terms `text` becomes, in order.
     pub fn terms(self, text: &str) -> Vec<String> {
         let mut analyzer = self.text_analyzer();
@@ -200,6 +186,86 @@ impl std::str::FromStr for Analyzer {
 /// cannot, so the scoping is unambiguous.
 pub fn app_term(app: &str, word: &str) -> String {
     format!("{app}/{word}")
+}
+
+/// Ends the app id at the start of an analyzed field's value (ids cannot contain it).
+const APP_SEPARATOR: char = '\u{1f}';
+
+/// The value of an analyzed field: the app, then the text. The field's tokenizer ([`AppScoped`]) reads the app
+/// and scopes every term by it, inside Tantivy's indexing threads.
+pub fn app_scoped_value(app: &str, text: &str) -> String {
+    format!("{app}{APP_SEPARATOR}{text}")
+}
+
+/// An analyzer whose input starts with `{app}\u{1f}`: the text after it is analyzed as usual and every term
+/// becomes [`app_term`]`(app, term)`; offsets point into the whole value.
+#[derive(Clone)]
+pub struct AppScoped {
+    inner: TextAnalyzer,
+}
+
+impl fmt::Debug for AppScoped {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("AppScoped")
+    }
+}
+
+pub struct AppScopedStream<'a> {
+    inner: tantivy::tokenizer::BoxTokenStream<'a>,
+    /// `{app}/`.
+    prefix: String,
+    /// Bytes before the text (the app and the separator).
+    header: usize,
+    token: Token,
+}
+
+impl fmt::Debug for AppScopedStream<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("AppScopedStream").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl Tokenizer for AppScoped {
+    type TokenStream<'a> = AppScopedStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, value: &'a str) -> AppScopedStream<'a> {
+        let (app, text, header) = match value.split_once(APP_SEPARATOR) {
+            Some((app, text)) => (app, text, app.len() + APP_SEPARATOR.len_utf8()),
+            // Not written by the writer (no app): terms scoped by the empty app, which no search asks for.
+            None => ("", value, 0),
+        };
+        AppScopedStream {
+            inner: self.inner.token_stream(text),
+            prefix: app_term(app, ""),
+            header,
+            token: Token::default(),
+        }
+    }
+}
+
+impl TokenStream for AppScopedStream<'_> {
+    fn advance(&mut self) -> bool {
+        if !self.inner.advance() {
+            return false;
+        }
+        let analyzed = self.inner.token();
+        self.token.text.clear();
+        self.token.text.push_str(&self.prefix);
+        self.token.text.push_str(&analyzed.text);
+        self.token.offset_from = analyzed.offset_from + self.header;
+        self.token.offset_to = analyzed.offset_to + self.header;
+        self.token.position = analyzed.position;
+        self.token.position_length = analyzed.position_length;
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
 }
 
 /// Scripts written without spaces between words.
@@ -305,10 +371,11 @@ impl TokenStream for CjkTokenStream<'_> {
     }
 }
 
-/// Registers every analyzer with an index, which must happen before writing, querying or highlighting.
+/// Registers every analyzer (app-scoped, as the analyzed fields need) with an index, which must happen before
+/// writing.
 pub fn register_all(index: &tantivy::Index) {
     for analyzer in Analyzer::ALL {
-        index.tokenizers().register(&analyzer.tokenizer_name(), analyzer.text_analyzer());
+        index.tokenizers().register(&analyzer.tokenizer_name(), AppScoped { inner: analyzer.text_analyzer() });
     }
 }
 
@@ -346,13 +413,17 @@ mod tests {
     }
 
     #[test]
-    fn app_tokens_are_scoped_and_keep_positions_and_offsets() {
-        let tokens = Analyzer::Default.app_tokens("acme", "Hi, Ann");
-        let seen: Vec<(&str, usize, usize, usize)> = tokens
-            .iter()
-            .map(|token| (token.text.as_str(), token.position, token.offset_from, token.offset_to))
-            .collect();
-        assert_eq!(seen, [("acme/hi", 0, 0, 2), ("acme/ann", 1, 4, 7)]);
+    fn app_scoped_values_scope_every_term_and_keep_positions_and_offsets() {
+        let mut scoped = AppScoped { inner: Analyzer::Default.text_analyzer() };
+        let value = app_scoped_value("acme", "Hi, Ann");
+        let mut stream = scoped.token_stream(&value);
+        let mut seen = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            seen.push((token.text.clone(), token.position, value[token.offset_from..token.offset_to].to_owned()));
+        }
+        let expected = [("acme/hi".to_owned(), 0, "Hi".to_owned()), ("acme/ann".to_owned(), 1, "Ann".to_owned())];
+        assert_eq!(seen, expected);
     }
 
     #[test]

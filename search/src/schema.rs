@@ -155,11 +155,7 @@ impl MessageDoc {
         if !self.deleted {
             document.add_text(fields.live_app, &self.app);
             document.add_text(fields.text, &self.text);
-            let tokens = analyzer.app_tokens(&self.app, &self.text);
-            document.add_pre_tokenized_text(
-                fields.analyzed(analyzer),
-                tantivy::tokenizer::PreTokenizedString { text: self.text.clone(), tokens },
-            );
+            document.add_text(fields.analyzed(analyzer), crate::analyzer::app_scoped_value(&self.app, &self.text));
         }
         document
     }
