@@ -110,27 +110,41 @@ fn search_options(arguments: &[String]) -> Result<search_bench::Options, String>
         skip_postgres: false,
         json: None,
     };
-    let mut iter = arguments.iter();
-    while let Some(flag) = iter.next() {
-        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().map_err(|_| format!("{flag}: not a number: {value}"));
-        match flag.as_str() {
-            "--messages" => options.messages = number()?,
-            "--channels" => options.channels = number()?,
-            "--users" => options.users = number()?,
-            "--queries" => options.queries = number()?,
-            "--pg-queries" => options.pg_queries = number()?,
-            "--member-channels" => options.member_channels = number()?,
-            "--partitions" => options.partitions = i32::try_from(number()?).map_err(|_| "--partitions: too large")?,
+    flags(arguments, |flag, value| {
+        match flag {
+            "--messages" => options.messages = number(flag, value)?,
+            "--channels" => options.channels = number(flag, value)?,
+            "--users" => options.users = number(flag, value)?,
+            "--queries" => options.queries = number(flag, value)?,
+            "--pg-queries" => options.pg_queries = number(flag, value)?,
+            "--member-channels" => options.member_channels = number(flag, value)?,
+            "--partitions" => options.partitions = number(flag, value)?,
             "--skip-postgres" => options.skip_postgres = value == "true",
             "--json" => options.json = Some(PathBuf::from(value)),
-            other => return Err(format!("unknown option {other}")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if [options.messages, options.channels, options.users, options.queries, options.member_channels].contains(&0) {
         return Err("messages, channels, users, queries and member channels must be positive".to_owned());
     }
     Ok(options)
+}
+
+/// Applies each `--flag value` pair with `set`, which answers `Ok(false)` for a flag the command does not have.
+fn flags(arguments: &[String], mut set: impl FnMut(&str, &str) -> Result<bool, String>) -> Result<(), String> {
+    let mut iter = arguments.iter();
+    while let Some(flag) = iter.next() {
+        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if !set(flag, value)? {
+            return Err(format!("unknown option {flag}"));
+        }
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("{flag}: not a number: {value}"))
 }
 
 fn query_options(arguments: &[String]) -> Result<query_bench::Options, String> {
@@ -148,26 +162,24 @@ fn query_options(arguments: &[String]) -> Result<query_bench::Options, String> {
         bin_dir: stack::default_bin_dir(),
         json: None,
     };
-    let mut iter = arguments.iter();
-    while let Some(flag) = iter.next() {
-        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
-        match flag.as_str() {
-            "--seconds" => options.seconds = number()?,
-            "--rate" => options.rate = number()? as f64,
-            "--read-rate" => options.read_rate = number()? as f64,
-            "--channels" => options.channels = number()? as usize,
-            "--users-per-channel" => options.users_per_channel = number()? as usize,
-            "--history" => options.history = number()? as usize,
-            "--sockets" => options.sockets = number()? as usize,
-            "--fanout-channels" => options.fanout_channels = number()? as usize,
-            "--fanout-rate" => options.fanout_rate = number()? as f64,
-            "--partitions" => options.partitions = number()? as i32,
+    flags(arguments, |flag, value| {
+        match flag {
+            "--seconds" => options.seconds = number(flag, value)?,
+            "--rate" => options.rate = number(flag, value)?,
+            "--read-rate" => options.read_rate = number(flag, value)?,
+            "--channels" => options.channels = number(flag, value)?,
+            "--users-per-channel" => options.users_per_channel = number(flag, value)?,
+            "--history" => options.history = number(flag, value)?,
+            "--sockets" => options.sockets = number(flag, value)?,
+            "--fanout-channels" => options.fanout_channels = number(flag, value)?,
+            "--fanout-rate" => options.fanout_rate = number(flag, value)?,
+            "--partitions" => options.partitions = number(flag, value)?,
             "--bin-dir" => options.bin_dir = PathBuf::from(value),
             "--json" => options.json = Some(PathBuf::from(value)),
-            other => return Err(format!("unknown option {other}")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     let positive =
         [options.seconds, options.channels as u64, options.users_per_channel as u64, options.fanout_channels as u64];
     if positive.contains(&0) || options.rate <= 0.0 || options.read_rate <= 0.0 || options.fanout_rate <= 0.0 {
@@ -188,23 +200,21 @@ fn options(arguments: &[String]) -> Result<send_bench::Options, String> {
         bin_dir: stack::default_bin_dir(),
         json: None,
     };
-    let mut iter = arguments.iter();
-    while let Some(flag) = iter.next() {
-        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
-        match flag.as_str() {
-            "--rate" => options.rate = number()? as f64,
-            "--seconds" => options.seconds = number()?,
-            "--workers" => options.workers = number()? as usize,
-            "--channels" => options.channels = number()? as usize,
-            "--users-per-channel" => options.users_per_channel = number()? as usize,
-            "--partitions" => options.partitions = number()? as i32,
-            "--text-bytes" => options.text_bytes = number()? as usize,
+    flags(arguments, |flag, value| {
+        match flag {
+            "--rate" => options.rate = number(flag, value)?,
+            "--seconds" => options.seconds = number(flag, value)?,
+            "--workers" => options.workers = number(flag, value)?,
+            "--channels" => options.channels = number(flag, value)?,
+            "--users-per-channel" => options.users_per_channel = number(flag, value)?,
+            "--partitions" => options.partitions = number(flag, value)?,
+            "--text-bytes" => options.text_bytes = number(flag, value)?,
             "--bin-dir" => options.bin_dir = PathBuf::from(value),
             "--json" => options.json = Some(PathBuf::from(value)),
-            other => return Err(format!("unknown option {other}")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if options.rate <= 0.0 || options.seconds == 0 || options.workers == 0 || options.channels == 0 {
         return Err("rate, seconds, workers and channels must be positive".to_owned());
     }

@@ -14,7 +14,7 @@ use chatsdk_schemas::events::*;
 use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
 use chatsdk_schemas::{Envelope, Event, EventEncoder, RegistrySettings};
 use chatsdk_testkit::service::{RunningBinary, RunningService};
-use chatsdk_testkit::{Stack, TestDatabase, create_topic, wait_for};
+use chatsdk_testkit::{ScratchDir, Stack, TestDatabase, create_topic, wait_for};
 use projector::model::PositionedEvent;
 use projector::store::{apply_batch, checksum};
 use projector::{Application, Config};
@@ -558,20 +558,6 @@ fn indexed_offsets(directory: &Path) -> i64 {
     chatsdk_search::IndexView::open(directory).map(|view| view.snapshot().payload.offsets.values().sum()).unwrap_or(0)
 }
 
-struct ScratchDirectory(std::path::PathBuf);
-
-impl ScratchDirectory {
-    fn new() -> Self {
-        Self(std::env::temp_dir().join(format!("chatsdk-search-{}", Uuid::new_v4().simple())))
-    }
-}
-
-impl Drop for ScratchDirectory {
-    fn drop(&mut self) {
-        let _best_effort = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A search-only projector (no read models) writing `index`.
 fn search_env(setup: &Setup, index: &Path) -> Vec<(&'static str, String)> {
     let mut env = setup.env();
@@ -593,29 +579,29 @@ async fn search_projector_killed_mid_stream_indexes_every_message_exactly_once()
     let setup = setup(4).await;
     let events = produce(&setup.stack, &setup.topic, chat_traffic(20, 120)).await;
     let expected = expected_search(&events);
-    let index = ScratchDirectory::new();
+    let index = ScratchDir::new("chatsdk-search");
     let binary = Path::new(env!("CARGO_BIN_EXE_projector"));
     let total = events.len() as i64;
 
-    let first = RunningBinary::start(binary, &search_env(&setup, &index.0)).await;
+    let first = RunningBinary::start(binary, &search_env(&setup, &index.path)).await;
     let progress = wait_for("the first search projector to commit", Duration::from_secs(60), || async {
-        let indexed = indexed_offsets(&index.0);
+        let indexed = indexed_offsets(&index.path);
         (indexed > 0).then_some(indexed)
     })
     .await;
     first.kill().await;
-    let at_kill = indexed_offsets(&index.0);
+    let at_kill = indexed_offsets(&index.path);
     assert!(at_kill < total, "the index was complete ({at_kill} of {total}) before the kill; make the stream longer");
     assert!(at_kill >= progress);
 
-    let second = RunningBinary::start(binary, &search_env(&setup, &index.0)).await;
+    let second = RunningBinary::start(binary, &search_env(&setup, &index.path)).await;
     wait_for("every event indexed", Duration::from_secs(180), || async {
-        (indexed_offsets(&index.0) == total).then_some(())
+        (indexed_offsets(&index.path) == total).then_some(())
     })
     .await;
     let exit = second.terminate().await;
     assert!(exit.success(), "{exit}");
-    let found = searchable(&index.0);
+    let found = searchable(&index.path);
     assert_eq!(found.len(), expected.len(), "every live message once, deleted ones never");
     assert_eq!(found, expected, "edits show only their new text");
     assert!(found.values().any(|text| text == "edited"), "the traffic has edits");
@@ -626,12 +612,13 @@ async fn search_projector_killed_mid_stream_indexes_every_message_exactly_once()
 async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
     let setup = setup(2).await;
     let events = produce(&setup.stack, &setup.topic, chat_traffic(4, 10)).await;
-    let index = ScratchDirectory::new();
-    let target = index.0.display().to_string();
-    let running = RunningBinary::start(Path::new(env!("CARGO_BIN_EXE_projector")), &search_env(&setup, &index.0)).await;
+    let index = ScratchDir::new("chatsdk-search");
+    let target = index.path.display().to_string();
+    let running =
+        RunningBinary::start(Path::new(env!("CARGO_BIN_EXE_projector")), &search_env(&setup, &index.path)).await;
     let total = events.len() as i64;
     wait_for("every event indexed", Duration::from_secs(60), || async {
-        (indexed_offsets(&index.0) == total).then_some(())
+        (indexed_offsets(&index.path) == total).then_some(())
     })
     .await;
     // While a search consumer writes the index, a rebuild is refused.
@@ -644,18 +631,18 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
     );
     let exit = running.terminate().await;
     assert!(exit.success(), "{exit}");
-    let before = searchable(&index.0);
+    let before = searchable(&index.path);
 
     // An index of an outdated schema (here: a field renamed in its metadata) is refused by the consumer and
     // rebuilt from the log alone.
-    let meta = index.0.join("meta.json");
+    let meta = index.path.join("meta.json");
     let outdated = std::fs::read_to_string(&meta).unwrap().replace("\"live_app\"", "\"live_app_v0\"");
     std::fs::write(&meta, outdated).unwrap();
-    assert!(chatsdk_search::IndexView::open(&index.0).is_err(), "the outdated index is refused");
+    assert!(chatsdk_search::IndexView::open(&index.path).is_err(), "the outdated index is refused");
     let rebuilt = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
     assert!(rebuilt.status.success(), "rebuild-search failed: {}", String::from_utf8_lossy(&rebuilt.stderr));
-    assert_eq!(indexed_offsets(&index.0), total);
-    assert_eq!(searchable(&index.0), before);
+    assert_eq!(indexed_offsets(&index.path), total);
+    assert_eq!(searchable(&index.path), before);
     assert_eq!(before, expected_search(&events));
     let summary = String::from_utf8(rebuilt.stdout).unwrap();
     assert!(summary.contains(&format!("{} messages searchable", before.len())), "{summary}");
@@ -665,16 +652,16 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
 #[tokio::test]
 async fn search_commits_at_its_interval_while_events_keep_arriving() {
     let setup = setup(2).await;
-    let index = ScratchDirectory::new();
+    let index = ScratchDir::new("chatsdk-search");
     let mut config = setup.config();
     config.consumer.enabled = false;
     config.search.enabled = true;
-    config.search.index_dir = index.0.clone();
+    config.search.index_dir = index.path.clone();
     config.search.indexer.group_id = format!("{}-search", setup.group);
     config.search.indexer.commit_interval_ms = 200;
     let service = RunningService::start::<Application>(config).await;
     wait_for("the index created", Duration::from_secs(30), || async {
-        chatsdk_search::IndexView::open(&index.0).ok().map(|_| ())
+        chatsdk_search::IndexView::open(&index.path).ok().map(|_| ())
     })
     .await;
     // A steady trickle, one event every 20 ms for 4 s: never a pause, never a full batch (2,000 events).
@@ -700,7 +687,7 @@ async fn search_commits_at_its_interval_while_events_keep_arriving() {
         })
     };
     wait_for("a commit while events are still arriving", Duration::from_secs(30), || async {
-        (indexed_offsets(&index.0) > 0).then_some(())
+        (indexed_offsets(&index.path) > 0).then_some(())
     })
     .await;
     assert!(!producing.is_finished(), "the first commit waited for the stream of 200 events to end");

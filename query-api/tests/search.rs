@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chatsdk_client::Client;
@@ -15,21 +14,21 @@ use chatsdk_client::views::SearchResults;
 use chatsdk_schemas::events::ChannelType;
 use chatsdk_schemas::ids::{ChannelId, MessageId};
 use chatsdk_testkit::service::{RunningService, get_json};
-use chatsdk_testkit::wait_for;
+use chatsdk_testkit::{ScratchDir, wait_for};
 use common::{Harness, group, id, send};
 
 struct Searching {
     harness: Harness,
-    index: PathBuf,
     projector: RunningService,
+    _index: ScratchDir,
 }
 
 impl Searching {
     /// The harness with `nodes` query nodes reading the index a search-only projector writes.
     async fn start(nodes: usize) -> Self {
-        let index = std::env::temp_dir().join(format!("chatsdk-search-api-{}", uuid::Uuid::new_v4().simple()));
+        let index = ScratchDir::new("chatsdk-search-api");
         let harness = Harness::start_with(nodes, |config| {
-            config.search.index_dir = Some(index.clone());
+            config.search.index_dir = Some(index.path.clone());
             config.search.refresh_interval_ms = 20;
         })
         .await;
@@ -38,7 +37,7 @@ impl Searching {
         config.consumer.enabled = false;
         config.consumer.topic = harness.commands.topic.clone();
         config.search.enabled = true;
-        config.search.index_dir = index.clone();
+        config.search.index_dir = index.path.clone();
         config.search.indexer.group_id = format!("{}-search", harness.commands.group);
         config.search.indexer.commit_interval_ms = 20;
         let projector = RunningService::start::<projector::Application>(config).await;
@@ -49,13 +48,12 @@ impl Searching {
             })
             .await;
         }
-        Self { harness, index, projector }
+        Self { harness, projector, _index: index }
     }
 
     async fn stop(self) {
         self.projector.stop().await.unwrap();
         self.harness.stop().await;
-        let _best_effort = std::fs::remove_dir_all(&self.index);
     }
 }
 
@@ -278,10 +276,10 @@ async fn bad_queries_are_400_with_the_position_and_a_node_without_index_is_503()
 
 #[tokio::test]
 async fn nodes_with_embedded_replicas_each_index_the_whole_log_and_answer_alike() {
-    let parent = std::env::temp_dir().join(format!("chatsdk-search-replicas-{}", uuid::Uuid::new_v4().simple()));
+    let parent = ScratchDir::new("chatsdk-search-replicas");
     let harness = Harness::start_with(2, |config| {
         let replica = uuid::Uuid::new_v4().simple().to_string();
-        config.search.index_dir = Some(parent.join(&replica));
+        config.search.index_dir = Some(parent.path.join(&replica));
         config.search.embedded = true;
         config.search.indexer.group_id = format!("test-search-replica-{replica}");
         config.search.indexer.commit_interval_ms = 20;
@@ -313,5 +311,4 @@ async fn nodes_with_embedded_replicas_each_index_the_whole_log_and_answer_alike(
         assert_eq!(body["checks"]["search"]["ok"], true, "{body}");
     }
     harness.stop().await;
-    let _best_effort = std::fs::remove_dir_all(&parent);
 }

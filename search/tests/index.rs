@@ -1,28 +1,14 @@
 //! The writer and the engine together, in process: what events do to the index, and what searches find.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use chatsdk_schemas::Envelope;
 use chatsdk_schemas::events::{Event, MessageDeleted, MessageEdited, MessageSent};
 use chatsdk_schemas::ids::MessageId;
 use chatsdk_search::engine::{Cursor, Scope, SearchRequest, SortOrder};
 use chatsdk_search::{Analyzer, IndexView, SearchWriter, WriterSettings, query};
+use chatsdk_testkit::ScratchDir;
 use uuid::Uuid;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        Self(std::env::temp_dir().join(format!("chatsdk-search-test-{}", Uuid::new_v4().simple())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _best_effort = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn settings(analyzers: &[(&str, Analyzer)]) -> WriterSettings {
     WriterSettings {
@@ -100,8 +86,8 @@ fn channels(names: &[&str]) -> Scope {
 
 #[test]
 fn edits_replace_deletes_remove_and_retries_change_nothing() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     let (kept, changed, removed, purged) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     write(
         &mut writer,
@@ -125,7 +111,7 @@ fn edits_replace_deletes_remove_and_retries_change_nothing() {
             envelope("app", "general", "ann", sent(kept, "a retry with other text", None)),
         ],
     );
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     let everything = channels(&["general"]);
     let mut reports = found(&view, &request("app", "report", everything.clone()));
     reports.sort();
@@ -141,8 +127,8 @@ fn edits_replace_deletes_remove_and_retries_change_nothing() {
 
 #[test]
 fn replies_need_a_root_message_of_the_same_channel() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     let (root, reply, stray, nested) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     write(
         &mut writer,
@@ -153,7 +139,7 @@ fn replies_need_a_root_message_of_the_same_channel() {
             envelope("app", "a", "bob", sent(nested, "thread nested", Some(reply))),
         ],
     );
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     let mut hits = found(&view, &request("app", "thread", channels(&["a", "b"])));
     hits.sort();
     let mut expected = vec![root, reply];
@@ -168,8 +154,8 @@ fn replies_need_a_root_message_of_the_same_channel() {
 
 #[test]
 fn scope_app_author_and_time_filters_restrict_hits() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
     let mut early = envelope("app", "a", "ann", sent(ids[0], "budget one", None));
     early.occurred_at = chrono::DateTime::from_timestamp_millis(1_000_000).unwrap_or_default();
@@ -182,7 +168,7 @@ fn scope_app_author_and_time_filters_restrict_hits() {
             envelope("other", "a", "ann", sent(ids[3], "budget four", None)),
         ],
     );
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     let sorted = |mut ids: Vec<Uuid>| {
         ids.sort();
         ids
@@ -204,8 +190,8 @@ fn scope_app_author_and_time_filters_restrict_hits() {
 
 #[test]
 fn phrases_prefixes_exclusions_and_highlights() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
     write(
         &mut writer,
@@ -216,7 +202,7 @@ fn phrases_prefixes_exclusions_and_highlights() {
             envelope("app", "a", "ann", sent(ids[3], "Déjà vu at the café", None)),
         ],
     );
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     let scope = channels(&["a"]);
     assert_eq!(found(&view, &request("app", "\"deploy on friday\"", scope.clone())), vec![ids[0]]);
     let mut prefixed = found(&view, &request("app", "deplo*", scope.clone()));
@@ -242,8 +228,8 @@ fn phrases_prefixes_exclusions_and_highlights() {
 
 #[test]
 fn newest_first_pages_with_a_cursor_without_gaps_or_repeats() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     let start = chrono::Utc::now();
     let mut envelopes = Vec::new();
     let mut expected = Vec::new();
@@ -256,7 +242,7 @@ fn newest_first_pages_with_a_cursor_without_gaps_or_repeats() {
         expected.push(id);
     }
     write(&mut writer, &envelopes);
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     let mut request = request("app", "standup", channels(&["a"]));
     request.order = SortOrder::Newest;
     request.limit = 4;
@@ -280,27 +266,27 @@ fn newest_first_pages_with_a_cursor_without_gaps_or_repeats() {
 
 #[test]
 fn reopening_resumes_from_the_commit_and_drops_what_was_not_committed() {
-    let scratch = Scratch::new();
+    let scratch = ScratchDir::new("chatsdk-search-test");
     let first = Uuid::new_v4();
     {
-        let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+        let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
         write(&mut writer, &[envelope("app", "a", "ann", sent(first, "committed words", None))]);
         // Applied, never committed: a crash here must lose both the document and its offset.
         let lost = envelope("app", "a", "ann", sent(Uuid::new_v4(), "uncommitted words", None));
         writer.apply(0, 1, Some(&lost)).unwrap_or_else(|error| panic!("{error:#}"));
-        assert!(SearchWriter::open(&scratch.0, settings(&[])).is_err(), "a second writer is refused");
+        assert!(SearchWriter::open(&scratch.path, settings(&[])).is_err(), "a second writer is refused");
     }
-    let writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     assert_eq!(writer.committed().offsets, BTreeMap::from([(0, 1)]));
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     assert_eq!(found(&view, &request("app", "words", Scope::App)), vec![first]);
 }
 
 #[test]
 fn an_app_keeps_the_analyzer_its_documents_were_indexed_with() {
-    let scratch = Scratch::new();
+    let scratch = ScratchDir::new("chatsdk-search-test");
     {
-        let mut writer = SearchWriter::open(&scratch.0, settings(&[("tokyo", Analyzer::Cjk)]))
+        let mut writer = SearchWriter::open(&scratch.path, settings(&[("tokyo", Analyzer::Cjk)]))
             .unwrap_or_else(|error| panic!("{error:#}"));
         write(
             &mut writer,
@@ -312,10 +298,10 @@ fn an_app_keeps_the_analyzer_its_documents_were_indexed_with() {
     }
     // The configuration changes afterwards: the recorded choices stay until a rebuild.
     let mut writer =
-        SearchWriter::open(&scratch.0, settings(&[("plain", Analyzer::Cjk), ("tokyo", Analyzer::English)]))
+        SearchWriter::open(&scratch.path, settings(&[("plain", Analyzer::Cjk), ("tokyo", Analyzer::English)]))
             .unwrap_or_else(|error| panic!("{error:#}"));
     write(&mut writer, &[envelope("tokyo", "a", "ann", sent(Uuid::new_v4(), "京都", None))]);
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     assert_eq!(view.snapshot().payload.analyzer_for("tokyo"), Analyzer::Cjk);
     assert_eq!(view.snapshot().payload.analyzer_for("plain"), Analyzer::Default);
     assert_eq!(found(&view, &request("tokyo", "京都", Scope::App)).len(), 2, "bigrams inside a longer run match");
@@ -324,10 +310,10 @@ fn an_app_keeps_the_analyzer_its_documents_were_indexed_with() {
 
 #[test]
 fn a_query_of_unindexable_words_only_is_refused() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     write(&mut writer, &[envelope("app", "a", "ann", sent(Uuid::new_v4(), "words", None))]);
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     // Only a word too long to be indexed: it parses, but there is nothing to look up.
     let long_word = "x".repeat(100);
     let outcome =
@@ -337,11 +323,11 @@ fn a_query_of_unindexable_words_only_is_refused() {
 
 #[test]
 fn overlapping_cjk_matches_are_one_highlight_range() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[("tokyo", Analyzer::Cjk)]))
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[("tokyo", Analyzer::Cjk)]))
         .unwrap_or_else(|error| panic!("{error:#}"));
     write(&mut writer, &[envelope("tokyo", "a", "ann", sent(Uuid::new_v4(), "明日東京都に行く", None))]);
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     let page = chatsdk_search::engine::search(&view.snapshot(), view.fields(), &request("tokyo", "東京都", Scope::App))
         .unwrap_or_else(|error| panic!("{error}"));
     let highlight = page.hits.first().map(|hit| hit.highlight.clone()).unwrap_or_else(|| panic!("no hit"));
@@ -351,8 +337,8 @@ fn overlapping_cjk_matches_are_one_highlight_range() {
 
 #[test]
 fn prefixes_expand_within_the_app_only() {
-    let scratch = Scratch::new();
-    let mut writer = SearchWriter::open(&scratch.0, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
+    let scratch = ScratchDir::new("chatsdk-search-test");
+    let mut writer = SearchWriter::open(&scratch.path, settings(&[])).unwrap_or_else(|error| panic!("{error:#}"));
     // Another app has more words sorting before "deploy" than a prefix expands to.
     let mut envelopes: Vec<Envelope> = (0..100)
         .map(|index| envelope("other", "a", "ann", sent(Uuid::new_v4(), &format!("dep{index:03}"), None)))
@@ -360,7 +346,7 @@ fn prefixes_expand_within_the_app_only() {
     let mine = Uuid::new_v4();
     envelopes.push(envelope("mine", "a", "ann", sent(mine, "deploy done", None)));
     write(&mut writer, &envelopes);
-    let view = IndexView::open(&scratch.0).unwrap_or_else(|error| panic!("{error:#}"));
+    let view = IndexView::open(&scratch.path).unwrap_or_else(|error| panic!("{error:#}"));
     assert_eq!(found(&view, &request("mine", "dep*", Scope::App)), vec![mine]);
     assert_eq!(found(&view, &request("other", "dep*", Scope::App)).len(), 20, "a full page of the other app's");
     assert_eq!(found(&view, &request("other", "deploy", Scope::App)), Vec::<Uuid>::new());

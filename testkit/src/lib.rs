@@ -141,3 +141,29 @@ pub fn unused_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// A directory path of its own under the system's temporary directory (not created), removed with everything
+/// in it — and beside it, like an index's lock file — when dropped.
+#[derive(Debug)]
+pub struct ScratchDir {
+    pub path: std::path::PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(prefix: &str) -> Self {
+        Self { path: std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple())) }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _best_effort = std::fs::remove_dir_all(&self.path);
+        if let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name().and_then(|name| name.to_str())) {
+            for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+                if entry.file_name().to_str().is_some_and(|other| other.starts_with(&format!("{name}."))) {
+                    let _also_best_effort = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
