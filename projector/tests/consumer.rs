@@ -621,7 +621,12 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
         (indexed_offsets(&index.path) == total).then_some(())
     })
     .await;
-    // While a search consumer writes the index, a rebuild is refused.
+    // While a search consumer writes the index, a rebuild is refused — also when named through a symbolic link.
+    let link = ScratchDir::new("chatsdk-search-link");
+    std::os::unix::fs::symlink(&index.path, &link.path).unwrap();
+    let through_link = link.path.display().to_string();
+    let refused = run_tool(&setup, &["rebuild-search", "--index-dir", &through_link]).await;
+    assert!(!refused.status.success());
     let refused = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
     assert!(!refused.status.success());
     assert!(
@@ -639,8 +644,9 @@ async fn rebuild_search_replaces_the_index_with_one_built_from_offset_zero() {
     let outdated = std::fs::read_to_string(&meta).unwrap().replace("\"live_app\"", "\"live_app_v0\"");
     std::fs::write(&meta, outdated).unwrap();
     assert!(chatsdk_search::IndexView::open(&index.path).is_err(), "the outdated index is refused");
-    let rebuilt = run_tool(&setup, &["rebuild-search", "--index-dir", &target]).await;
+    let rebuilt = run_tool(&setup, &["rebuild-search", "--index-dir", &through_link]).await;
     assert!(rebuilt.status.success(), "rebuild-search failed: {}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert!(std::fs::symlink_metadata(&link.path).unwrap().file_type().is_symlink(), "the link is left alone");
     assert_eq!(indexed_offsets(&index.path), total);
     assert_eq!(searchable(&index.path), before);
     assert_eq!(before, expected_search(&events));

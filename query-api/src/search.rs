@@ -58,12 +58,16 @@ impl SearchIndex {
         }
     }
 
-    /// The index, once open — and for an embedded replica, once it caught up with the log.
+    /// The index, once open — and for an embedded replica, once the loaded commit holds the log as it was
+    /// when the node started.
     pub fn view(&self) -> Option<Arc<IndexView>> {
-        if self.embedded.as_ref().is_some_and(|(_, progress)| !progress.caught_up()) {
+        let view = self.opened()?;
+        if let Some((_, progress)) = &self.embedded
+            && !progress.covered_by(&view.snapshot().payload.offsets)
+        {
             return None;
         }
-        self.opened()
+        Some(view)
     }
 
     /// The index as opened, caught up or not.

@@ -89,7 +89,6 @@ struct ProgressInner {
     committed: BTreeMap<i32, i64>,
     /// The log end per partition at start; `None` until known.
     start_ends: Option<BTreeMap<i32, i64>>,
-    caught_up: bool,
 }
 
 impl SearchProgress {
@@ -97,22 +96,21 @@ impl SearchProgress {
         self.inner.lock().map(|inner| inner.committed.clone()).unwrap_or_default()
     }
 
-    /// The index holds everything the log had when the consumer started (it stays true afterwards).
-    pub fn caught_up(&self) -> bool {
-        self.inner.lock().is_ok_and(|inner| inner.caught_up)
+    /// Whether `offsets` (e.g. a reader's loaded commit) hold everything the log had when the consumer
+    /// started; `false` while that is not known yet.
+    pub fn covered_by(&self, offsets: &BTreeMap<i32, i64>) -> bool {
+        self.inner.lock().is_ok_and(|inner| inner.start_ends.as_ref().is_some_and(|ends| reached(offsets, ends)))
     }
 
     fn set_start_ends(&self, ends: BTreeMap<i32, i64>) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.start_ends = Some(ends);
-            inner.update_caught_up();
         }
     }
 
     fn set(&self, offsets: &BTreeMap<i32, i64>) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.committed.clone_from(offsets);
-            inner.update_caught_up();
         }
         for (partition, next) in offsets {
             metrics::gauge!(names::SEARCH_CHECKPOINT, "partition" => partition.to_string()).set(*next as f64);
@@ -120,16 +118,9 @@ impl SearchProgress {
     }
 }
 
-impl ProgressInner {
-    fn update_caught_up(&mut self) {
-        if let Some(ends) = &self.start_ends
-            && ends
-                .iter()
-                .all(|(partition, end)| *end == 0 || self.committed.get(partition).is_some_and(|next| next >= end))
-        {
-            self.caught_up = true;
-        }
-    }
+/// Whether `offsets` (next offset per partition) reach `ends` in every partition that has events.
+pub fn reached(offsets: &BTreeMap<i32, i64>, ends: &BTreeMap<i32, i64>) -> bool {
+    ends.iter().all(|(partition, end)| *end == 0 || offsets.get(partition).is_some_and(|next| next >= end))
 }
 
 /// One consumed record: its event, or `None` when it cannot be decoded (the PostgreSQL projector
@@ -243,12 +234,7 @@ impl SearchProjector {
         consumer.assign(&assignment).context("assigning the partitions")?;
         tracing::info!(index = %self.index_dir.display(), offsets = ?next, "search consumer resuming from the index's commit");
 
-        let done = |committed: &BTreeMap<i32, i64>| {
-            until.as_ref().is_some_and(|ends| {
-                ends.iter()
-                    .all(|(partition, end)| *end == 0 || committed.get(partition).is_some_and(|next| next >= end))
-            })
-        };
+        let done = |committed: &BTreeMap<i32, i64>| until.as_ref().is_some_and(|ends| reached(committed, ends));
         let mut batch: Vec<Record> = Vec::new();
         let commit_interval = Duration::from_millis(self.settings.commit_interval_ms);
         // The deadline survives the loop's passes: steady traffic cannot postpone a commit.
@@ -259,7 +245,13 @@ impl SearchProjector {
             }
             let received = tokio::select! {
                 biased;
-                _stopping = stopped.changed() => continue,
+                changed = stopped.changed() => {
+                    // A closed channel (the shutdown future is gone) also means stop.
+                    if changed.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 received = consumer.recv() => Some(received),
                 () = tokio::time::sleep_until(next_commit) => None,
             };
@@ -334,7 +326,12 @@ impl SearchProjector {
     {
         let mut pause = Duration::from_millis(100);
         loop {
-            match attempt().await {
+            // An attempt may take long against an unreachable broker: stopping does not wait for it.
+            let outcome = tokio::select! {
+                outcome = attempt() => outcome,
+                _stopping = stopped.wait_for(|stop| *stop) => return None,
+            };
+            match outcome {
                 Ok(value) => return Some(value),
                 Err(error) => tracing::warn!(error = format!("{error:#}"), "{what} failed, retrying"),
             }

@@ -227,12 +227,14 @@ impl IndexLock {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let file =
+            std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).with_context(|| {
+                format!(
+                    "creating the lock file {} beside the index: the directory that holds the index directory must \
+                     be writable (mount a volume at the parent, with the index as a subdirectory)",
+                    path.display()
+                )
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
@@ -246,8 +248,24 @@ impl IndexLock {
     }
 }
 
-/// `{directory}.lock`.
+/// `{directory}.lock`, beside the directory's real location (see [`resolved`]).
 pub fn lock_path(directory: &Path) -> anyhow::Result<PathBuf> {
+    let directory = resolved(directory);
     let name = directory.file_name().and_then(|name| name.to_str()).context("the index directory has no name")?;
     Ok(directory.with_file_name(format!("{name}.lock")))
+}
+
+/// The directory's absolute, symlink-free path (its parent's when it does not exist yet), so every process that
+/// names the same index — through a relative path or a symbolic link — finds the same lock and siblings.
+pub fn resolved(directory: &Path) -> PathBuf {
+    if let Ok(real) = directory.canonicalize() {
+        return real;
+    }
+    match (directory.parent(), directory.file_name()) {
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            parent.canonicalize().map_or_else(|_| directory.to_owned(), |real| real.join(name))
+        }
+        _ => directory.to_owned(),
+    }
 }

@@ -48,8 +48,6 @@ pub enum Change {
 }
 
 pub struct SearchWriter {
-    /// Held for the writer's life: one writer per directory, and no rebuild swapping it meanwhile.
-    _lock: schema::IndexLock,
     index: Index,
     fields: Fields,
     writer: IndexWriter<TantivyDocument>,
@@ -64,6 +62,9 @@ pub struct SearchWriter {
     /// Apps whose configured analyzer could not be adopted, warned about once.
     warned: HashSet<String>,
     documents_since_commit: usize,
+    /// Held for the writer's life: one writer per directory, and no rebuild swapping it meanwhile. Last, so it
+    /// is released after the Tantivy writer (fields drop in order).
+    _lock: schema::IndexLock,
 }
 
 impl std::fmt::Debug for SearchWriter {
@@ -106,7 +107,6 @@ impl SearchWriter {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let fresh = committed.offsets.is_empty() && index.load_metas()?.payload.is_none();
         let mut opened = Self {
-            _lock: lock,
             index,
             fields,
             writer,
@@ -117,6 +117,7 @@ impl SearchWriter {
             overlay: HashMap::new(),
             warned: HashSet::new(),
             documents_since_commit: 0,
+            _lock: lock,
         };
         if fresh {
             // A first, empty commit: readers can open the index (and see where it stands) before any event.
