@@ -1,7 +1,8 @@
 //! `loadtest query-bench`: the query API's reads, sync and realtime, against release binaries of all three
 //! services on the local stack. Phases, each on the same deployment:
 //!
-//! 1. history pages and 2. sync pages at a fixed rate (open loop);
+//! 1. history pages, 2. sync pages and searches (`GET /v1/search` in the caller's channels: membership lookup,
+//!    the index, hydration from the read models) at a fixed rate (open loop);
 //! 3. WebSocket connects (upgrade + `connected` frame) at a fixed rate;
 //! 4. send → delivery: every member of every channel connected, sends at a fixed rate through the command
 //!    API, latency from the send's scheduled start to each *other* member's socket receiving it — and a check
@@ -210,6 +211,21 @@ async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> any
     };
     closed_loop("warm-up", 8, Duration::from_secs(2), history.clone()).await;
     runs.push(fixed_rate("history page (50 messages)", options.read_rate, duration, 10_000, history).await);
+
+    // 1b. Searches: a word of every history message, in the caller's channels (100 hits), relevance order.
+    let search = {
+        let readers = Arc::clone(&readers);
+        move |i: u64| {
+            let (client, _channel) = readers[(i as usize * 7919) % readers.len()].clone();
+            async move {
+                let found = client.search("ordinary", &[("limit", "20")]).await.map_err(|error| error.to_string())?;
+                if found.results.is_empty() { Err("no hits".into()) } else { Ok(()) }
+            }
+        }
+    };
+    deployment.wait_search_caught_up(stack).await?;
+    closed_loop("warm-up", 8, Duration::from_secs(2), search.clone()).await;
+    runs.push(fixed_rate("search (20 of 100 hits, highlights)", options.read_rate, duration, 10_000, search).await);
 
     // 2. Sync pages from before the history: each returns up to 100 events of the user's channel.
     let sync = {

@@ -190,11 +190,16 @@ impl Deployment {
         let group = format!("bench-projector-{id}");
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
         let common = vec![("CHATSDK_POSTGRES__URL", database_url.clone()), ("CHATSDK_LOG__FILTER", "warn".to_owned())];
+        let search_index = log_dir.join("search-index");
         let mut projector_env = common.clone();
         projector_env.extend([
             ("CHATSDK_CONSUMER__TOPIC", topic.clone()),
             ("CHATSDK_CONSUMER__DLQ_TOPIC", dlq.clone()),
             ("CHATSDK_CONSUMER__GROUP_ID", group.clone()),
+            // The search index too, as `./dev up` runs it; query-api reads the same directory.
+            ("CHATSDK_SEARCH__ENABLED", with_query.to_string()),
+            ("CHATSDK_SEARCH__INDEX_DIR", search_index.display().to_string()),
+            ("CHATSDK_SEARCH__INDEXER__GROUP_ID", format!("{group}-search")),
         ]);
         let projector =
             Process::start("projector", &bin_dir.join("projector"), free_port()?, &projector_env, &log_dir).await?;
@@ -212,6 +217,7 @@ impl Deployment {
                 ("CHATSDK_EVENTS__EPHEMERAL_TOPIC", ephemeral.clone()),
                 ("CHATSDK_READS__PROJECTOR_CONSUMER", group.clone()),
                 ("CHATSDK_REALTIME__MAX_CONNECTIONS", "1000000".to_owned()),
+                ("CHATSDK_SEARCH__INDEX_DIR", search_index.display().to_string()),
             ]);
             Some(Process::start("query-api", &bin_dir.join("query-api"), free_port()?, &query_env, &log_dir).await?)
         } else {
@@ -250,6 +256,33 @@ impl Deployment {
     }
 
     /// Waits until the projector has applied everything in the topic; returns how long that took.
+    /// Waits until the query node's search index holds the whole log (as its `/readyz` reports it).
+    pub async fn wait_search_caught_up(&self, stack: &Stack) -> anyhow::Result<()> {
+        let query = self.query.as_ref().context("no query node")?;
+        let ends = chatsdk_search::consumer::log_ends(&stack.kafka, &self.topic).await?;
+        let started = Instant::now();
+        loop {
+            let body: serde_json::Value = reqwest::get(format!("{}/readyz", query.url)).await?.json().await?;
+            let committed: std::collections::BTreeMap<i32, i64> = body["reports"]["search"]["committed"]
+                .as_object()
+                .map(|offsets| {
+                    offsets
+                        .iter()
+                        .filter_map(|(partition, next)| Some((partition.parse().ok()?, next.as_i64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if chatsdk_search::consumer::reached(&committed, &ends) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(300),
+                "the search index did not catch up in 5 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn wait_caught_up(&self, stack: &Stack, partitions: i32) -> anyhow::Result<Duration> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let started = Instant::now();
