@@ -111,3 +111,41 @@ async fn readiness_probe_passes_with_the_stack_credentials() {
     let probe = stack.s3.readiness_probe(stack.s3.client().unwrap());
     probe.check().await.unwrap_or_else(|error| panic!("S3 of the stack: {error}"));
 }
+
+/// What direct uploads rely on: a presigned PUT signs the declared `Content-Length` and `Content-Type`, so the
+/// server refuses a body of another size or another type under the same URL.
+#[tokio::test]
+async fn presigned_put_binds_the_declared_size_and_content_type() {
+    let stack = Stack::from_env();
+    let client = stack.s3.client().unwrap();
+    let key = object_key("bound-put");
+    let declared: &'static [u8] = b"\x89PNG fake image";
+    let request = client
+        .put_object()
+        .bucket(&stack.s3.bucket)
+        .key(&key)
+        .content_type("image/png")
+        .content_length(declared.len() as i64)
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let put = |content_type: &'static str, body: &'static [u8]| {
+        let url = request.uri().to_owned();
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(put("text/html", declared).await, reqwest::StatusCode::FORBIDDEN, "another type");
+    assert_eq!(put("image/png", b"\x89PNG a larger fake image").await, reqwest::StatusCode::FORBIDDEN, "another size");
+    assert!(!object_exists(&stack, &key).await, "nothing stored by the refused attempts");
+    assert_eq!(put("image/png", declared).await, reqwest::StatusCode::OK, "as declared");
+    let head = client.head_object().bucket(&stack.s3.bucket).key(&key).send().await.unwrap();
+    assert_eq!((head.content_length(), head.content_type()), (Some(declared.len() as i64), Some("image/png")));
+}
