@@ -17,7 +17,7 @@ use chatsdk_schemas::events::Event;
 use tantivy::collector::DocSetCollector;
 use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use uuid::Uuid;
 
 use crate::analyzer::Analyzer;
@@ -48,7 +48,6 @@ pub enum Change {
 }
 
 pub struct SearchWriter {
-    index: Index,
     fields: Fields,
     writer: IndexWriter<TantivyDocument>,
     /// Sees the last commit, for looking up documents written before it.
@@ -61,7 +60,6 @@ pub struct SearchWriter {
     overlay: HashMap<String, MessageDoc>,
     /// Apps whose configured analyzer could not be adopted, warned about once.
     warned: HashSet<String>,
-    documents_since_commit: usize,
     /// Held for the writer's life: one writer per directory, and no rebuild swapping it meanwhile. Last, so it
     /// is released after the Tantivy writer (fields drop in order).
     _lock: schema::IndexLock,
@@ -107,7 +105,6 @@ impl SearchWriter {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let fresh = committed.offsets.is_empty() && index.load_metas()?.payload.is_none();
         let mut opened = Self {
-            index,
             fields,
             writer,
             reader,
@@ -116,7 +113,6 @@ impl SearchWriter {
             committed,
             overlay: HashMap::new(),
             warned: HashSet::new(),
-            documents_since_commit: 0,
             _lock: lock,
         };
         if fresh {
@@ -138,11 +134,6 @@ impl SearchWriter {
             .iter()
             .map(|(partition, next)| next - self.committed.offsets.get(partition).copied().unwrap_or(0))
             .sum::<i64>() as usize
-    }
-
-    /// Documents added or replaced since the last commit.
-    pub fn uncommitted_documents(&self) -> usize {
-        self.documents_since_commit
     }
 
     /// Applies the event at `offset` of `partition` (`None`: a record that could not be decoded, which only
@@ -227,7 +218,6 @@ impl SearchWriter {
         let analyzer = self.analyzer_for(&document.app)?;
         self.writer.delete_term(self.fields.key_term(&document.app, document.message_id));
         self.writer.add_document(document.to_document(&self.fields, analyzer))?;
-        self.documents_since_commit += 1;
         self.overlay.insert(message_key(&document.app, document.message_id), document);
         Ok(())
     }
@@ -270,7 +260,6 @@ impl SearchWriter {
         self.reader.reload().context("reloading the writer's reader")?;
         self.committed = self.payload.clone();
         self.overlay.clear();
-        self.documents_since_commit = 0;
         Ok(())
     }
 
@@ -278,9 +267,5 @@ impl SearchWriter {
     pub fn close(self) -> anyhow::Result<()> {
         self.writer.wait_merging_threads().context("waiting for merges")?;
         Ok(())
-    }
-
-    pub fn index(&self) -> &Index {
-        &self.index
     }
 }
