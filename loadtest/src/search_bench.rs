@@ -324,6 +324,9 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
     let outcome = measure(&stack, &options, &topic, &index_dir, &messages, &kinds).await;
     let _best_effort = stack.delete_topic(&topic).await;
     let _also_best_effort = std::fs::remove_dir_all(&index_dir);
+    if let Ok(lock) = chatsdk_search::schema::lock_path(&index_dir) {
+        let _lock_file_too = std::fs::remove_file(lock);
+    }
     let report = outcome?;
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
