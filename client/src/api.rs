@@ -5,7 +5,7 @@
 //! Requests reject unknown fields: a misspelt optional field is an error, not a silently ignored value.
 
 use chatsdk_schemas::events::{Attachment, ChannelType, Role};
-use chatsdk_schemas::ids::{AppId, ChannelId, EventId, MessageId, UserId};
+use chatsdk_schemas::ids::{AppId, ChannelId, EventId, MessageId, UploadId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -166,6 +166,81 @@ pub struct Accepted {
     /// position are the original's.
     #[serde(default)]
     pub duplicate: bool,
+}
+
+/// `POST /v1/uploads`: a file the caller is about to upload to a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUpload {
+    pub channel_id: ChannelId,
+    /// The file's name as users see it (the object key uses a sanitized copy).
+    pub name: String,
+    /// Bytes; the upload must be exactly this long.
+    pub size: u64,
+    /// A media type (`image/png`); the upload must carry exactly this type.
+    pub content_type: String,
+}
+
+/// The answer to `POST /v1/uploads`: where to send the bytes, before `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadTicket {
+    pub upload_id: UploadId,
+    pub object_key: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// One `PUT` of the whole file (files up to the multipart threshold)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put: Option<PresignedPut>,
+    /// …or one `PUT` per part (larger files), then `complete` with each part's `ETag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<MultipartTicket>,
+}
+
+/// A presigned `PUT`: send the body with exactly these headers (they are part of the signature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultipartTicket {
+    /// Every part but the last has this many bytes.
+    pub part_size: u64,
+    pub parts: Vec<PartTicket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartTicket {
+    pub part_number: u32,
+    /// Exactly this many bytes.
+    pub size: u64,
+    pub url: String,
+}
+
+/// `POST /v1/uploads/{upload_id}/complete`: the upload is finished; post it as a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUpload {
+    /// The channel the upload was created for.
+    pub channel_id: ChannelId,
+    /// Multipart uploads: every part with the `ETag` its `PUT` answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<CompletedPart>,
+    /// The message's text (may be empty).
+    #[serde(default)]
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<MessageId>,
+    /// Idempotency key of the message; without one, the upload id serves (a retried completion posts once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
 }
 
 /// The body of every error: `{"error":{"code":"not_a_member","message":"…"}}`.

@@ -10,15 +10,15 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chatsdk_schemas::events::Role;
-use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
+use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UploadId, UserId};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{
-    Accepted, AddMember, AddReaction, AppCredentials, ArchiveChannel, ChangeRole, CreateApp, CreateChannel,
-    EditMessage, ErrorBody, MarkRead, SendMessage, UpdateChannel,
+    Accepted, AddMember, AddReaction, AppCredentials, ArchiveChannel, ChangeRole, CompleteUpload, CreateApp,
+    CreateChannel, CreateUpload, EditMessage, ErrorBody, MarkRead, SendMessage, UpdateChannel, UploadTicket,
 };
 use crate::position::{Position, SessionPosition};
 use crate::views::{ChannelPage, ChannelView, MemberPage, MessageDetail, MessagePage, SearchResults, SyncPage};
@@ -307,6 +307,13 @@ impl Client {
         path: String,
         body: Option<&B>,
     ) -> Result<Accepted, ClientError> {
+        let accepted: Accepted = parse(self.command_request(method, &path, body).send().await?).await?;
+        self.observe(accepted.position);
+        Ok(accepted)
+    }
+
+    /// A command request on the command API, with the session's `min_position`.
+    fn command_request<B: Serialize + ?Sized>(&self, method: Method, path: &str, body: Option<&B>) -> RequestBuilder {
         let mut url = format!("{}{path}", self.base_url);
         if self.consistent {
             let session = self.session_position();
@@ -320,9 +327,52 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let accepted: Accepted = parse(request.send().await?).await?;
-        self.observe(accepted.position);
-        Ok(accepted)
+        request
+    }
+
+    /// `POST /v1/uploads`: where to send a file's bytes (one presigned PUT, or one per part).
+    pub async fn create_upload(&self, request: &CreateUpload) -> Result<UploadTicket, ClientError> {
+        parse(self.command_request(Method::POST, "/v1/uploads", Some(request)).send().await?).await
+    }
+
+    /// `POST /v1/uploads/{id}/complete`: the bytes are in; post the file as a message.
+    pub async fn complete_upload(&self, upload: &UploadId, request: &CompleteUpload) -> Result<Accepted, ClientError> {
+        self.command(Method::POST, format!("/v1/uploads/{upload}/complete"), Some(request)).await
+    }
+
+    /// `DELETE /v1/uploads/{id}?channel_id=`: gives an upload up (its bytes are deleted).
+    pub async fn abort_upload(&self, upload: &UploadId, channel: &ChannelId) -> Result<(), ClientError> {
+        let path = format!("/v1/uploads/{upload}{}", query_string(&[("channel_id", channel.as_str())]));
+        let response = self.command_request::<()>(Method::DELETE, &path, None).send().await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        parse::<Value>(response).await.map(|_| ())
+    }
+
+    /// `GET /v1/files/{upload_id}`: the short-lived URL the query API redirects a download to.
+    pub async fn file_url(&self, upload: &UploadId) -> Result<String, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let mut url = format!("{}/v1/files/{upload}", self.query_url);
+        if self.consistent {
+            let session = self.session_position();
+            if !session.is_empty() {
+                url = format!("{url}?min_position={}", session.token());
+            }
+        }
+        let response = self.authorized(http.get(url)).send().await?;
+        if response.status() == reqwest::StatusCode::FOUND
+            && let Some(location) =
+                response.headers().get(reqwest::header::LOCATION).and_then(|value| value.to_str().ok())
+        {
+            return Ok(location.to_owned());
+        }
+        parse::<Value>(response)
+            .await
+            .and_then(|body| Err(ClientError::Unexpected { status: reqwest::StatusCode::OK, body: body.to_string() }))
     }
 
     fn authorized(&self, request: RequestBuilder) -> RequestBuilder {

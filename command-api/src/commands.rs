@@ -42,7 +42,7 @@ type AppStateRef = State<Arc<AppState>>;
 
 /// What the caller may do in a channel.
 #[derive(Debug, Clone, Copy)]
-struct Access {
+pub(crate) struct Access {
     is_server: bool,
     role: Option<Role>,
 }
@@ -53,7 +53,7 @@ impl Access {
         if self.is_server { 4 } else { self.role.map_or(-1, rank) }
     }
 
-    fn require(self, minimum: Role, action: &str) -> Result<(), ApiError> {
+    pub(crate) fn require(self, minimum: Role, action: &str) -> Result<(), ApiError> {
         if self.role.is_none() && !self.is_server {
             return Err(ApiError::forbidden("not_a_member", "the caller is not a member of this channel"));
         }
@@ -87,10 +87,10 @@ fn role_name(role: Role) -> &'static str {
 
 /// A command on an existing channel, after the common steps: rate limit, then the channel, the caller's role
 /// and the named message loaded.
-struct Target {
-    channel_id: ChannelId,
+pub(crate) struct Target {
+    pub(crate) channel_id: ChannelId,
     channel: ChannelState,
-    access: Access,
+    pub(crate) access: Access,
     /// The command's `min_position` once it was waited for: later reads for this command reflect it.
     min: Option<SessionPosition>,
     /// The message the command named, if it exists (anywhere in the app).
@@ -99,7 +99,7 @@ struct Target {
 
 /// The message a command names.
 #[derive(Debug, Clone, Copy)]
-enum Named {
+pub(crate) enum Named {
     Nothing,
     /// Looked up to recognise a retried send: its absence is the normal case.
     Retry(MessageId),
@@ -146,7 +146,7 @@ async fn wait_for_partition(
 }
 
 /// Loads the channel, the caller's role and the named message, reflecting `min` if given.
-async fn target(
+pub(crate) async fn target(
     state: &AppState,
     command: &Command,
     channel_id: &str,
@@ -166,7 +166,7 @@ async fn target(
 
 /// How a command treats its `min_position`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Wait for `min_position` first, then check against state that reflects it. For commands whose event
     /// content or effect depends on the caller's earlier writes (membership and role changes, archiving,
     /// moderation), which are rare.
@@ -181,10 +181,16 @@ enum Mode {
 
 /// Rate-limits the command once, then runs its checks and append (see [`Mode`]). Nothing is appended
 /// before the checks pass, so running them twice is safe.
-async fn consistent<F, Fut>(state: &AppState, command: &Command, channel: &str, mode: Mode, mut attempt: F) -> Reply
+pub(crate) async fn consistent<T, F, Fut>(
+    state: &AppState,
+    command: &Command,
+    channel: &str,
+    mode: Mode,
+    mut attempt: F,
+) -> Result<T, ApiError>
 where
     F: FnMut(Option<SessionPosition>) -> Fut,
-    Fut: Future<Output = Reply>,
+    Fut: Future<Output = Result<T, ApiError>>,
 {
     let channel_id: ChannelId = path_id("channel id", channel)?;
     let actor = &command.actor;
@@ -224,7 +230,7 @@ async fn role_of(
     state.read.role(app, channel, partition, user, target.min.as_ref()).await
 }
 
-fn require_open(target: &Target) -> Result<(), ApiError> {
+pub(crate) fn require_open(target: &Target) -> Result<(), ApiError> {
     if target.channel.archived {
         return Err(ApiError::conflict("channel_archived", "the channel is archived (read-only)"));
     }
@@ -675,6 +681,11 @@ pub async fn send_message(
     command: Command,
     JsonBody(request): JsonBody<SendMessage>,
 ) -> Reply {
+    send(&state, &channel, &command, request).await
+}
+
+/// A send, from `POST …/messages` or a completed upload.
+pub(crate) async fn send(state: &AppState, channel: &str, command: &Command, request: SendMessage) -> Reply {
     check_text(&request.text)?;
     if request.text.trim().is_empty() && request.attachments.is_empty() {
         return Err(ApiError::unprocessable("empty_message", "a message needs text or attachments"));
@@ -684,8 +695,8 @@ pub async fn send_message(
         check_client_msg_id(key)?;
     }
     let actor = &command.actor;
-    let channel_id: ChannelId = path_id("channel id", &channel)?;
-    check_attachments(&command, &channel_id, &request.attachments)?;
+    let channel_id: ChannelId = path_id("channel id", channel)?;
+    check_attachments(command, &channel_id, &request.attachments)?;
     let mentions = mentions(request.mentions.clone())?;
     // The id a retry would have: looked up with the channel and role in the same query.
     let derived =
@@ -700,8 +711,8 @@ pub async fn send_message(
         custom: request.custom.clone(),
     };
     let parent = request.parent_id;
-    consistent(&state, &command, &channel, Mode::Optimistic, |min| {
-        send_attempt(&state, &command, &channel, derived, parent, &sent, min)
+    consistent(state, command, channel, Mode::Optimistic, |min| {
+        send_attempt(state, command, channel, derived, parent, &sent, min)
     })
     .await
 }

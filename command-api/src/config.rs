@@ -92,6 +92,70 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Direct uploads to S3 (`POST /v1/uploads`, docs/uploads.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// How long the presigned upload URLs stay valid.
+    pub url_ttl_secs: u64,
+    /// Files larger than this are uploaded in parts (at most S3's single-PUT limit, 5 GiB).
+    pub multipart_threshold_bytes: u64,
+    /// The smallest part (S3 needs at least 5 MiB for every part but the last).
+    pub min_part_bytes: u64,
+    /// Limits of every app without its own entry in `apps`.
+    pub limits: UploadLimits,
+    /// Per-app limits, e.g. `[uploads.apps.acme] max_video_bytes = 2000000000`.
+    pub apps: std::collections::BTreeMap<String, UploadLimits>,
+    /// How often multipart uploads left incomplete are looked for; 0 turns the sweeper off.
+    pub sweep_interval_secs: u64,
+    /// A multipart upload still incomplete this long after it started is aborted (its parts deleted).
+    pub abandon_after_secs: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            url_ttl_secs: 300,
+            multipart_threshold_bytes: 32 * MIB,
+            min_part_bytes: 8 * MIB,
+            limits: UploadLimits::default(),
+            apps: std::collections::BTreeMap::new(),
+            sweep_interval_secs: 600,
+            abandon_after_secs: 3_600,
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+/// S3's largest object.
+pub const MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * MIB;
+
+/// What an app's users may upload. An app's entry replaces the defaults as a whole (unset keys take the
+/// built-in defaults, not the `[uploads.limits]` ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadLimits {
+    /// `image/*`.
+    pub max_image_bytes: u64,
+    /// `video/*`.
+    pub max_video_bytes: u64,
+    /// Everything else.
+    pub max_file_bytes: u64,
+    /// Media types allowed, exact (`application/pdf`) or by family (`image/*`); empty allows every type.
+    pub allowed_types: Vec<String>,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            max_image_bytes: 10_000_000,
+            max_video_bytes: 100_000_000,
+            max_file_bytes: 50_000_000,
+            allowed_types: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -105,6 +169,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub authz: AuthzConfig,
     pub limits: LimitsConfig,
+    pub uploads: UploadsConfig,
 }
 
 impl Default for Config {
@@ -122,6 +187,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             authz: AuthzConfig::default(),
             limits: LimitsConfig::default(),
+            uploads: UploadsConfig::default(),
         }
     }
 }
@@ -160,7 +226,24 @@ impl Config {
                 && self.limits.user_channel_burst > 0
                 && self.limits.app_burst > 0,
             || "limits: rates and bursts must be positive".to_owned(),
-        )
+        )?;
+        let uploads = &self.uploads;
+        ensure(uploads.url_ttl_secs > 0 && uploads.url_ttl_secs <= 7 * 24 * 3600, || {
+            "uploads.url_ttl_secs must be between 1 and 604800 (S3's longest presigned URL)".to_owned()
+        })?;
+        ensure(uploads.min_part_bytes >= 5 * MIB, || "uploads.min_part_bytes must be at least 5 MiB".to_owned())?;
+        ensure(uploads.multipart_threshold_bytes <= 5 * 1024 * MIB, || {
+            "uploads.multipart_threshold_bytes must be at most 5 GiB (S3's largest single PUT)".to_owned()
+        })?;
+        for (app, limits) in std::iter::once(("(default)", &uploads.limits))
+            .chain(uploads.apps.iter().map(|(app, limits)| (app.as_str(), limits)))
+        {
+            let sizes = [limits.max_image_bytes, limits.max_video_bytes, limits.max_file_bytes];
+            ensure(sizes.iter().all(|size| *size <= MAX_OBJECT_BYTES), || {
+                format!("uploads limits of {app}: sizes must be at most 5 TiB (S3's largest object)")
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod eventlog;
 pub mod limits;
 pub mod readmodel;
 pub mod request;
+pub mod uploads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ pub struct AppState {
     pub recent: Arc<RecentSends>,
     pub creates: Arc<RecentCreates>,
     pub admin: admin::Admin,
+    pub uploads: uploads::Uploads,
 }
 
 impl Authenticates for AppState {
@@ -73,6 +75,7 @@ impl Authenticates for AppState {
 pub struct Application {
     http: HttpService,
     encoder: Arc<EventEncoder>,
+    uploads: uploads::Uploads,
 }
 
 impl Service for Application {
@@ -96,13 +99,14 @@ impl Service for Application {
             config.kafka.readiness_probe(Self::NAME)?,
             config.postgres.readiness_probe(postgres.clone()),
             config.registry.readiness_probe()?,
-            config.s3.readiness_probe(s3),
+            config.s3.readiness_probe(s3.clone()),
         ]);
         let registry = RegistrySettings::new(&config.registry.url, Duration::from_millis(config.registry.timeout_ms));
         let encoder = Arc::new(EventEncoder::new(registry, &config.events.topic)?);
-        let state = Arc::new(state(&config, postgres, Arc::clone(&encoder))?);
+        let uploads = uploads::Uploads::new(s3, &config.s3.bucket, config.uploads.clone());
+        let state = Arc::new(state(&config, postgres, Arc::clone(&encoder), uploads.clone())?);
         let http = HttpService::bind(&config.http, routes(state), readiness).await?;
-        Ok(Self { http, encoder })
+        Ok(Self { http, encoder, uploads })
     }
 
     fn local_addr(&self) -> SocketAddr {
@@ -113,13 +117,20 @@ impl Service for Application {
         // Registering (or looking up) every schema up front keeps the registry off the first sends' path;
         // while the registry is down, sends answer 503 and this keeps retrying.
         let registering = tokio::spawn(register_schemas(self.encoder));
+        let sweeping = tokio::spawn(uploads::sweep(self.uploads));
         let outcome = self.http.run_until_stopped(shutdown).await;
         registering.abort();
+        sweeping.abort();
         outcome
     }
 }
 
-fn state(config: &Config, postgres: PgPool, encoder: Arc<EventEncoder>) -> anyhow::Result<AppState> {
+fn state(
+    config: &Config,
+    postgres: PgPool,
+    encoder: Arc<EventEncoder>,
+    uploads: uploads::Uploads,
+) -> anyhow::Result<AppState> {
     let producer = config.kafka.producer(Application::NAME)?;
     Ok(AppState {
         apps: AppDirectory::new(postgres.clone(), Duration::from_millis(config.auth.app_cache_ttl_ms)),
@@ -142,6 +153,7 @@ fn state(config: &Config, postgres: PgPool, encoder: Arc<EventEncoder>) -> anyho
         recent: RecentSends::new(RECENT_SENDS),
         creates: RecentCreates::new(RECENT_CREATES),
         admin: admin::Admin::new(config.auth.admin_token.clone(), postgres),
+        uploads,
     })
 }
 
@@ -173,6 +185,9 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/admin/apps", post(admin::create_app))
         .route("/v1/channels", post(create_channel))
+        .route("/v1/uploads", post(uploads::create_upload))
+        .route("/v1/uploads/{upload_id}/complete", post(uploads::complete_upload))
+        .route("/v1/uploads/{upload_id}", axum::routing::delete(uploads::abort_upload))
         .route("/v1/channels/{channel_id}", axum::routing::patch(update_channel))
         .route("/v1/channels/{channel_id}/archive", post(archive_channel))
         .route("/v1/channels/{channel_id}/leave", post(leave_channel))

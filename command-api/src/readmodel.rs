@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chatsdk_client::SessionPosition;
 use chatsdk_schemas::events::{ChannelType, Role};
-use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UserId};
+use chatsdk_schemas::ids::{AppId, ChannelId, MessageId, UploadId, UserId};
 use sqlx::PgPool;
 
 use chatsdk_platform::api::cache::TtlCache;
@@ -221,6 +221,20 @@ impl ReadModel {
         let role = row.as_deref().and_then(enum_named::<Role>);
         self.members.put(key, Snapshot { applied, value: role });
         Ok(role)
+    }
+
+    /// Whether a message of the app carries this upload (the projector has applied its completion).
+    pub async fn upload_attached(&self, app: &AppId, upload: UploadId) -> Result<bool, ApiError> {
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM messages
+                              WHERE app_id = $1 AND attachments @> jsonb_build_array(jsonb_build_object('upload_id', $2::text)))
+               AS "attached!""#,
+            app.as_str(),
+            upload.to_string(),
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| ApiError::database(&error))
     }
 
     /// A message, uncached (edits and deletes must see the latest state the projector has).

@@ -126,6 +126,20 @@ impl Default for SearchConfig {
     }
 }
 
+/// Downloads (`GET /v1/files/{upload_id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// How long the presigned download URL a redirect points to stays valid.
+    pub url_ttl_secs: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self { url_ttl_secs: 60 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -140,6 +154,7 @@ pub struct Config {
     pub reads: ReadsConfig,
     pub realtime: RealtimeConfig,
     pub search: SearchConfig,
+    pub files: FilesConfig,
 }
 
 impl Default for Config {
@@ -156,6 +171,7 @@ impl Default for Config {
             reads: ReadsConfig::default(),
             realtime: RealtimeConfig::default(),
             search: SearchConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -187,6 +203,9 @@ impl Config {
             "search.embedded needs search.index_dir (the node's own index directory)".to_owned()
         })?;
         self.search.indexer.validate().map_err(ConfigError::Invalid)?;
+        ensure(self.files.url_ttl_secs > 0 && self.files.url_ttl_secs <= 7 * 24 * 3600, || {
+            "files.url_ttl_secs must be between 1 and 604800".to_owned()
+        })?;
         let realtime = &self.realtime;
         ensure(realtime.buffer_per_partition > 0 && realtime.queue_capacity > 0, || {
             "realtime.buffer_per_partition and realtime.queue_capacity must be positive".to_owned()

@@ -3,6 +3,7 @@
 //! realtime from each node's own tail of the whole log.
 
 pub mod config;
+pub mod files;
 pub mod hub;
 pub mod presence;
 pub mod reads;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub search: Arc<search::SearchIndex>,
     /// Largest search page.
     pub search_max_limit: usize,
+    /// Where downloads redirect to.
+    pub files: files::Files,
 }
 
 /// The Kafka producer for ephemeral events.
@@ -113,7 +116,7 @@ impl Service for Application {
             config.kafka.readiness_probe(Self::NAME)?,
             config.postgres.readiness_probe(postgres.clone()),
             config.registry.readiness_probe()?,
-            config.s3.readiness_probe(s3),
+            config.s3.readiness_probe(s3.clone()),
             realtime_probe(Arc::clone(&hub)),
         ];
         // A node with its own replica is ready once the replica caught up with the log; a node reading the
@@ -143,6 +146,11 @@ impl Service for Application {
             producer: Publisher(config.kafka.producer(Self::NAME)?),
             search,
             search_max_limit: config.search.max_limit,
+            files: files::Files {
+                client: s3,
+                bucket: config.s3.bucket.clone(),
+                url_ttl: Duration::from_secs(config.files.url_ttl_secs),
+            },
         });
         let http = HttpService::bind(&config.http, routes(Arc::clone(&state)), readiness).await?;
         Ok(Self { http, config, state })
@@ -258,6 +266,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/channels", get(reads::my_channels))
         .route("/v1/search", get(search::search))
+        .route("/v1/files/{upload_id}", get(files::download))
         .route("/v1/channels/{channel_id}", get(reads::channel))
         .route("/v1/channels/{channel_id}/members", get(reads::members))
         .route("/v1/channels/{channel_id}/messages", get(reads::history))

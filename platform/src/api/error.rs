@@ -25,6 +25,12 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// A file (an upload) larger than the app allows.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A file type the app does not allow.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{message}")]
@@ -95,7 +101,8 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) | Self::BadRequest { .. } | Self::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidRequest(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTooLarge { .. } | Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -112,6 +119,8 @@ impl ApiError {
             Self::InvalidQuery { .. } => "invalid_query",
             Self::InvalidRequest(_) => "invalid_request",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::PayloadTooLarge(_) => "file_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_type",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",

@@ -62,7 +62,16 @@ impl Harness {
     }
 
     pub async fn start_with(nodes: usize, adjust: impl Fn(&mut query_api::Config)) -> Self {
-        let commands = Commands::start().await;
+        Self::start_adjusted(nodes, |_| {}, adjust).await
+    }
+
+    /// With the command API's config adjusted by `commands` and each query node's by `adjust`.
+    pub async fn start_adjusted(
+        nodes: usize,
+        commands: impl FnOnce(&mut command_api::Config),
+        adjust: impl Fn(&mut query_api::Config),
+    ) -> Self {
+        let commands = Commands::start_with(commands).await;
         let ephemeral_topic = create_topic(&commands.stack, "ephemeral", 1).await;
         let mut harness = Self { commands, ephemeral_topic, nodes: Vec::new() };
         for _ in 0..nodes {
