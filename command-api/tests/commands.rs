@@ -648,6 +648,9 @@ async fn the_openapi_document_matches_the_routes_and_the_client_types() {
         "DELETE /v1/channels/{channel_id}/messages/{message_id}/reactions/{emoji}",
         "POST /v1/channels/{channel_id}/messages/{message_id}/pin",
         "DELETE /v1/channels/{channel_id}/messages/{message_id}/pin",
+        "POST /v1/uploads",
+        "POST /v1/uploads/{upload_id}/complete",
+        "DELETE /v1/uploads/{upload_id}",
         "GET /v1/openapi.json",
     ] {
         assert!(operations.remove(operation), "{operation} is not documented");
@@ -697,6 +700,27 @@ async fn the_openapi_document_matches_the_routes_and_the_client_types() {
             .unwrap(),
         ),
         ("EditMessage", serde_json::to_value(EditMessage { text: "t".into(), mentions: vec![id("bob")] }).unwrap()),
+        (
+            "CreateUpload",
+            serde_json::to_value(chatsdk_client::api::CreateUpload {
+                channel_id: id("c1"),
+                name: "photo.png".into(),
+                size: 1234,
+                content_type: "image/png".into(),
+            })
+            .unwrap(),
+        ),
+        (
+            "CompleteUpload",
+            serde_json::to_value(chatsdk_client::api::CompleteUpload {
+                channel_id: id("c1"),
+                parts: vec![chatsdk_client::api::CompletedPart { part_number: 1, etag: "\"e\"".into() }],
+                text: "t".into(),
+                parent_id: Some(id("0190f3a2-7c1e-7d3b-9a55-1b2c3d4e5f61")),
+                client_msg_id: Some("k-1".into()),
+            })
+            .unwrap(),
+        ),
         ("AddReaction", serde_json::to_value(chatsdk_client::api::AddReaction { emoji: "👍".into() }).unwrap()),
         ("MarkRead", serde_json::to_value(MarkRead { up_to_offset: Some(7) }).unwrap()),
     ];

@@ -408,6 +408,7 @@ async fn the_openapi_document_matches_the_query_routes_and_live_responses() {
         "POST /v1/channels/{channel_id}/typing",
         "DELETE /v1/channels/{channel_id}/typing",
         "GET /v1/search",
+        "GET /v1/files/{upload_id}",
         "GET /v1/sync",
         "GET /v1/ws",
     ]

@@ -96,6 +96,8 @@ async fn a_presigned_put_becomes_a_message_that_members_download_and_others_cann
     let body = bytes(0, 300_000);
     let ticket = ann.create_upload(&upload(&channel, "../../Holiday photo.png", 300_000, "image/png")).await.unwrap();
     assert!(ticket.multipart.is_none());
+    let (_, document) = harness.get(0, "/v1/openapi.json", &[]).await;
+    common::assert_valid(&document, "UploadTicket", &serde_json::to_value(&ticket).unwrap());
     let prefix = format!("{}/{channel}/{}/", harness.commands.app.app_id, ticket.upload_id);
     assert_eq!(ticket.object_key, format!("{prefix}Holiday_photo.png"), "the name cannot leave the upload's prefix");
     assert_eq!(put(&ticket, body.clone()).await, 200);
@@ -138,6 +140,8 @@ async fn a_multipart_upload_over_100_mb_becomes_a_downloadable_message() {
     let ticket = ann.create_upload(&upload(&channel, "talk.mp4", size, "video/mp4")).await.unwrap();
     let multipart = ticket.multipart.as_ref().unwrap();
     assert!(ticket.put.is_none() && multipart.parts.len() >= 2);
+    let (_, document) = harness.get(0, "/v1/openapi.json", &[]).await;
+    common::assert_valid(&document, "UploadTicket", &serde_json::to_value(&ticket).unwrap());
     assert_eq!(multipart.parts.iter().map(|part| part.size).sum::<u64>(), size);
     let mut request = complete(&channel);
     request.parts = put_parts(&ticket, None).await;
