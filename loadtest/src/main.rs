@@ -1,6 +1,7 @@
 //! The ChatSDK load generator. Today: `send-bench`, the command path against its physical bounds (issue 5),
 //! `query-bench`, reads, sync and realtime delivery (issue 6), and `search-bench`, the search index against
-//! PostgreSQL full-text search (issue 7). The seed's scenarios (steady, spike, heavy,
+//! PostgreSQL full-text search (issue 7), and `upload-storm`, concurrent direct uploads against the command API's
+//! memory (issue 8). The seed's scenarios (steady, spike, heavy,
 //! upload storm) come with the loadtest issue.
 
 #![allow(clippy::print_stdout)] // a command-line tool: results on stdout, progress on stderr
@@ -10,6 +11,7 @@ mod query_bench;
 mod search_bench;
 mod send_bench;
 mod stack;
+mod upload_storm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +29,10 @@ const USAGE: &str = "usage: loadtest send-bench [--rate 1000] [--seconds 20] [--
        loadtest search-bench [--messages 1000000] [--channels 2000] [--users 5000] [--queries 500]
                           [--pg-queries 50] [--member-channels 50] [--partitions 12] [--skip-postgres true]
                           [--json PATH]
-  Needs the local stack only (the search consumer runs in this process).";
+  Needs the local stack only (the search consumer runs in this process).
+       loadtest upload-storm [--uploads 200] [--size-mb 10] [--concurrency 200] [--users 50] [--partitions 12]
+                          [--bin-dir DIR] [--json PATH]
+  Needs the release binaries of command-api and projector next to this one.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -91,11 +96,56 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("upload-storm") => match storm_options(&arguments[1..]) {
+            Ok(options) => match upload_storm::run(options).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("loadtest upload-storm: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("{error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn storm_options(arguments: &[String]) -> Result<upload_storm::Options, String> {
+    let mut options = upload_storm::Options {
+        uploads: 200,
+        size_bytes: 10_000_000,
+        concurrency: 200,
+        users: 50,
+        partitions: 12,
+        bin_dir: stack::default_bin_dir(),
+        json: None,
+    };
+    flags(arguments, |flag, value| {
+        match flag {
+            "--uploads" => options.uploads = number(flag, value)?,
+            "--size-mb" => options.size_bytes = number::<u64>(flag, value)? * 1_000_000,
+            "--concurrency" => options.concurrency = number(flag, value)?,
+            "--users" => options.users = number(flag, value)?,
+            "--partitions" => options.partitions = number(flag, value)?,
+            "--bin-dir" => options.bin_dir = PathBuf::from(value),
+            "--json" => options.json = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    if [options.uploads, options.concurrency, options.users, options.size_bytes as usize].contains(&0) {
+        return Err("uploads, size, concurrency and users must be positive".to_owned());
+    }
+    Ok(options)
 }
 
 fn search_options(arguments: &[String]) -> Result<search_bench::Options, String> {
