@@ -98,6 +98,10 @@ async fn a_presigned_put_becomes_a_message_that_members_download_and_others_cann
     assert!(ticket.multipart.is_none());
     let (_, document) = harness.get(0, "/v1/openapi.json", &[]).await;
     common::assert_valid(&document, "UploadTicket", &serde_json::to_value(&ticket).unwrap());
+    let signed: Vec<&str> = ticket.put.as_ref().unwrap().headers.keys().map(String::as_str).collect();
+    for header in ["content-type", "x-amz-meta-uploader", "x-amz-meta-declared-size", "x-amz-meta-name"] {
+        assert!(signed.contains(&header), "{header} is not among the headers to send: {signed:?}");
+    }
     let prefix = format!("{}/{channel}/{}/", harness.commands.app.app_id, ticket.upload_id);
     assert_eq!(ticket.object_key, format!("{prefix}Holiday_photo.png"), "the name cannot leave the upload's prefix");
     assert_eq!(put(&ticket, body.clone()).await, 200);
