@@ -223,7 +223,8 @@ pub struct PartTicket {
 pub struct CompleteUpload {
     /// The channel the upload was created for.
     pub channel_id: ChannelId,
-    /// Multipart uploads: every part with the `ETag` its `PUT` answered.
+    /// Multipart uploads: every part with the `ETag` its `PUT` answered; left empty, the service lists the parts
+    /// S3 holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<CompletedPart>,
     /// The message's text (may be empty).

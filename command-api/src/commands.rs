@@ -317,13 +317,16 @@ fn check_attachments(command: &Command, channel: &ChannelId, attachments: &[Atta
     if attachments.len() > MAX_ATTACHMENTS {
         return Err(ApiError::unprocessable("too_many_attachments", format!("at most {MAX_ATTACHMENTS} attachments")));
     }
-    let prefix = format!("{}/{}/", command.actor.app_id, channel);
     for attachment in attachments {
         let invalid = |why: &str| {
             ApiError::unprocessable("invalid_attachment", format!("attachment {}: {why}", attachment.upload_id))
         };
-        if !attachment.object_key.starts_with(&prefix) || attachment.object_key.contains("..") {
-            return Err(invalid("its object is not in this channel's storage"));
+        // The object lies under its own upload's prefix in this channel: an upload id names one object, and a
+        // message cannot borrow another channel's (or another upload's) object.
+        let prefix = format!("{}/{}/{}/", command.actor.app_id, channel, attachment.upload_id);
+        let name = attachment.object_key.strip_prefix(&prefix);
+        if name.is_none_or(|name| name.is_empty() || name.contains('/') || name == "." || name == "..") {
+            return Err(invalid("its object is not this upload's in this channel's storage"));
         }
         if attachment.name.is_empty() || attachment.name.chars().count() > MAX_NAME_CHARS {
             return Err(invalid("name must be 1 to 256 characters"));

@@ -231,7 +231,13 @@ impl Config {
         ensure(uploads.url_ttl_secs > 0 && uploads.url_ttl_secs <= 7 * 24 * 3600, || {
             "uploads.url_ttl_secs must be between 1 and 604800 (S3's longest presigned URL)".to_owned()
         })?;
-        ensure(uploads.min_part_bytes >= 5 * MIB, || "uploads.min_part_bytes must be at least 5 MiB".to_owned())?;
+        ensure(uploads.min_part_bytes >= 5 * MIB && uploads.min_part_bytes <= 5 * 1024 * MIB, || {
+            "uploads.min_part_bytes must be between 5 MiB and 5 GiB (S3's part sizes)".to_owned()
+        })?;
+        // The sweeper must never abort an upload whose URLs still work.
+        ensure(uploads.abandon_after_secs > uploads.url_ttl_secs, || {
+            "uploads.abandon_after_secs must be above uploads.url_ttl_secs".to_owned()
+        })?;
         ensure(uploads.multipart_threshold_bytes <= 5 * 1024 * MIB, || {
             "uploads.multipart_threshold_bytes must be at most 5 GiB (S3's largest single PUT)".to_owned()
         })?;

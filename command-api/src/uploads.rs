@@ -39,6 +39,8 @@ const MIB: u64 = 1024 * 1024;
 const META_UPLOADER: &str = "uploader";
 const META_SIZE: &str = "declared-size";
 const META_NAME: &str = "name";
+/// The display name, percent-encoded, must fit S3's 2 KB of metadata with room for the rest.
+const MAX_ENCODED_NAME_BYTES: usize = 1_024;
 
 /// The S3 side of uploads, shared by the handlers and the sweeper.
 #[derive(Debug, Clone)]
@@ -93,11 +95,17 @@ pub fn key_name(name: &str) -> String {
                 if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' }
             })
             .collect();
+    // No `..` anywhere (nor a leading dot): runs of dots become one.
+    while safe.contains("..") {
+        safe = safe.replace("..", ".");
+    }
     safe = safe.trim_start_matches('.').to_owned();
     if safe.len() > 100 {
         let extension = safe.rfind('.').map(|dot| safe[dot..].to_owned()).filter(|extension| extension.len() <= 16);
         let keep = 100 - extension.as_ref().map_or(0, String::len);
         safe.truncate(keep);
+        let stem_end = safe.trim_end_matches('.').len();
+        safe.truncate(stem_end);
         safe.push_str(&extension.unwrap_or_default());
     }
     if safe.is_empty() || safe.chars().all(|character| character == '_' || character == '.') {
@@ -163,8 +171,16 @@ pub async fn create_upload(
 ) -> Result<(StatusCode, Json<UploadTicket>), ApiError> {
     let uploads = &state.uploads;
     let name = display_name(&request.name)?;
+    let encoded_name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    // Object metadata is limited to 2 KB on S3; the name travels in it.
+    if encoded_name.len() > MAX_ENCODED_NAME_BYTES {
+        return Err(ApiError::unprocessable("invalid_name", "the name is too long once encoded for storage"));
+    }
     let content_type = media_type(&request.content_type)?;
     let actor = &command.actor;
+    if matches!(request.channel_id.as_str(), "." | "..") {
+        return Err(ApiError::unprocessable("invalid_channel", "files cannot be stored for a channel named . or .."));
+    }
     let limit = max_bytes(uploads.limits(actor.app_id.as_str()), &content_type)?;
     if request.size == 0 {
         return Err(ApiError::unprocessable("empty_file", "size must be positive"));
@@ -178,7 +194,6 @@ pub async fn create_upload(
     require_poster(&state, &command, &request.channel_id, Mode::Optimistic).await?;
     let upload_id = UploadId::from_uuid(uuid::Uuid::now_v7());
     let object_key = format!("{}/{}/{upload_id}/{}", actor.app_id, request.channel_id, key_name(&name));
-    let encoded_name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(uploads.config.url_ttl_secs as i64);
     let mut ticket = UploadTicket { upload_id, object_key: object_key.clone(), expires_at, put: None, multipart: None };
     if request.size <= uploads.config.multipart_threshold_bytes {
@@ -266,6 +281,32 @@ async fn open_multiparts(uploads: &Uploads, prefix: &str) -> Result<Vec<(String,
         .collect())
 }
 
+/// Every part S3 holds for a multipart upload: `(part number, ETag)`.
+async fn uploaded_parts(uploads: &Uploads, key: &str, s3_upload: &str) -> Result<Vec<(i32, String)>, ApiError> {
+    let mut parts = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let listed = uploads
+            .client
+            .list_parts()
+            .bucket(&uploads.bucket)
+            .key(key)
+            .upload_id(s3_upload)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .map_err(storage)?;
+        parts.extend(listed.parts().iter().filter_map(|part| Some((part.part_number()?, part.e_tag()?.to_owned()))));
+        if listed.is_truncated() != Some(true) {
+            return Ok(parts);
+        }
+        marker = listed.next_part_number_marker().map(str::to_owned);
+        if marker.is_none() {
+            return Ok(parts);
+        }
+    }
+}
+
 pub async fn complete_upload(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -280,24 +321,26 @@ pub async fn complete_upload(
     let prefix = format!("{}/{channel}/{upload_id}/", actor.app_id);
     let pending = open_multiparts(uploads, &prefix).await?;
     if let Some((key, s3_upload)) = pending.first() {
-        if request.parts.is_empty() {
-            return Err(ApiError::unprocessable(
-                "parts_required",
-                "a multipart upload completes with its parts' ETags",
-            ));
+        // The parts as the client reports them, or as S3 lists them (each part's size was bound by its signature,
+        // and the whole is checked below): large files need not send thousands of ETags.
+        let mut parts: Vec<(i32, String)> = if request.parts.is_empty() {
+            uploaded_parts(uploads, key, s3_upload).await?
+        } else {
+            request
+                .parts
+                .iter()
+                .map(|part| (i32::try_from(part.part_number).unwrap_or(i32::MAX), part.etag.clone()))
+                .collect()
+        };
+        if parts.is_empty() {
+            return Err(ApiError::unprocessable("parts_required", "no part of this multipart upload was uploaded yet"));
         }
-        let mut parts: Vec<_> = request.parts.iter().collect();
-        parts.sort_by_key(|part| part.part_number);
+        parts.sort_by_key(|(number, _)| *number);
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(
                 parts
                     .iter()
-                    .map(|part| {
-                        S3CompletedPart::builder()
-                            .part_number(i32::try_from(part.part_number).unwrap_or(i32::MAX))
-                            .e_tag(&part.etag)
-                            .build()
-                    })
+                    .map(|(number, etag)| S3CompletedPart::builder().part_number(*number).e_tag(etag).build())
                     .collect(),
             ))
             .build();
@@ -311,15 +354,22 @@ pub async fn complete_upload(
             .send()
             .await;
         if let Err(error) = finished {
-            if error.as_service_error().is_some() {
-                // Missing, unknown or undersized parts: the client's to fix; the parts stay until it does or
-                // the upload is abandoned.
-                return Err(ApiError::unprocessable(
-                    "invalid_parts",
-                    format!("the parts do not complete the upload: {}", aws_sdk_s3::error::DisplayErrorContext(&error)),
-                ));
+            match error.as_service_error().and_then(|service| service.meta().code()) {
+                // Missing, unknown, out-of-order or undersized parts: the client's to fix (the parts stay until it
+                // does, or the upload is abandoned).
+                Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "MalformedXML") => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_parts",
+                        format!(
+                            "the parts do not complete the upload: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&error)
+                        ),
+                    ));
+                }
+                // Completed meanwhile (a concurrent retry) or aborted: whatever is stored decides below.
+                Some("NoSuchUpload") => {}
+                _ => return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
             }
-            return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error)));
         }
     }
     let Some(key) = stored_key(uploads, &prefix).await? else {
@@ -328,7 +378,14 @@ pub async fn complete_upload(
             format!("nothing was uploaded for {upload_id} in {channel}"),
         ));
     };
-    let head = uploads.client.head_object().bucket(&uploads.bucket).key(&key).send().await.map_err(storage)?;
+    let head = match uploads.client.head_object().bucket(&uploads.bucket).key(&key).send().await {
+        Ok(head) => head,
+        // Deleted meanwhile (an abort): as if never uploaded.
+        Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found()) => {
+            return Err(ApiError::not_found("upload_not_found", format!("nothing is stored for {upload_id} any more")));
+        }
+        Err(error) => return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
+    };
     let metadata = head.metadata().cloned().unwrap_or_default();
     if !actor.is_server && metadata.get(META_UPLOADER).map(String::as_str) != Some(actor.user_id.as_str()) {
         return Err(ApiError::forbidden("not_the_uploader", "only the uploader completes an upload"));
@@ -456,16 +513,15 @@ pub async fn sweep_once(uploads: &Uploads, prefix: &str) -> Result<usize, ApiErr
                 continue;
             }
             let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
-            uploads
-                .client
-                .abort_multipart_upload()
-                .bucket(&uploads.bucket)
-                .key(key)
-                .upload_id(id)
-                .send()
-                .await
-                .map_err(storage)?;
-            aborted += 1;
+            let outcome =
+                uploads.client.abort_multipart_upload().bucket(&uploads.bucket).key(key).upload_id(id).send().await;
+            match outcome {
+                Ok(_) => aborted += 1,
+                // Another node's sweeper (or a completion) got there first.
+                Err(error)
+                    if error.as_service_error().and_then(|service| service.meta().code()) == Some("NoSuchUpload") => {}
+                Err(error) => return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
+            }
         }
         if listed.is_truncated() != Some(true) {
             return Ok(aborted);
@@ -486,6 +542,7 @@ mod tests {
         assert_eq!(key_name(".hidden"), "hidden");
         assert_eq!(key_name("../.."), "file");
         assert_eq!(key_name("ünïcødé.txt"), "_n_c_d_.txt");
+        assert_eq!(key_name("report..v2....pdf"), "report.v2.pdf");
         let long = format!("{}.jpeg", "a".repeat(300));
         assert_eq!(key_name(&long).len(), 100);
         assert!(key_name(&long).ends_with(".jpeg"));

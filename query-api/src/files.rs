@@ -31,24 +31,35 @@ pub async fn download(
     read: Read,
 ) -> Result<Response, ApiError> {
     let upload: UploadId = path_id("upload id", &id)?;
-    let found = sqlx::query!(
-        r#"SELECT channel_id, attachments FROM messages
+    // Every message that names the upload (no LIMIT: with one, a generic plan prefers a sequential scan to
+    // the GIN index). The file is the one stored under the upload's own prefix in the message's channel; a
+    // message of another channel naming the same upload id cannot redirect to its own object.
+    let rows = sqlx::query!(
+        r#"SELECT channel_id, attachments, kafka_partition, kafka_offset FROM messages
            WHERE app_id = $1 AND attachments @> jsonb_build_array(jsonb_build_object('upload_id', $2::text))
-             AND deleted_at IS NULL AND NOT purged
-           LIMIT 1"#,
+             AND deleted_at IS NULL AND NOT purged"#,
         read.actor.app_id.as_str(),
         upload.to_string(),
     )
-    .fetch_optional(&state.pool)
+    .fetch_all(&state.pool)
     .await
     .map_err(|error| ApiError::database(&error))?;
     let not_found = || ApiError::not_found("file_not_found", format!("no file {upload}"));
-    let Some(row) = found else { return Err(not_found()) };
-    let channel: ChannelId = row.channel_id.parse().map_err(|_| not_found())?;
+    let found = rows
+        .into_iter()
+        .filter_map(|row| {
+            let prefix = format!("{}/{}/{upload}/", read.actor.app_id, row.channel_id);
+            let attachments: Vec<Attachment> = serde_json::from_value(row.attachments).ok()?;
+            let attachment = attachments
+                .into_iter()
+                .find(|attachment| attachment.upload_id == upload && attachment.object_key.starts_with(&prefix))?;
+            Some(((row.kafka_partition, row.kafka_offset), row.channel_id, attachment))
+        })
+        .min_by_key(|(position, _, _)| *position);
+    let Some((_, channel, attachment)) = found else { return Err(not_found()) };
+    let channel: ChannelId = channel.parse().map_err(|_| not_found())?;
     // The same rule as reading the channel's history: 403 for a channel the caller may not read.
     reads::reader(&state.pool, &read.actor, &channel).await?;
-    let attachments: Vec<Attachment> = serde_json::from_value(row.attachments).unwrap_or_default();
-    let attachment = attachments.into_iter().find(|attachment| attachment.upload_id == upload).ok_or_else(not_found)?;
     let encoded_name: String =
         form_urlencoded::byte_serialize(attachment.name.as_bytes()).collect::<String>().replace('+', "%20");
     let files = &state.files;

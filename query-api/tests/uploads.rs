@@ -226,6 +226,29 @@ async fn refused_uploads_get_clear_codes_and_leave_nothing_behind() {
     let s3 = harness.commands.stack.s3.client().unwrap();
     let left = s3.head_object().bucket(&harness.commands.stack.s3.bucket).key(&ticket.object_key).send().await;
     assert!(left.is_err(), "the mismatched object was deleted");
+
+    // Completing without listing the parts: the service asks S3 for them (large files need not send thousands).
+    let ticket = ann.create_upload(&upload(&channel, "whole.mp4", 40 * MIB, "video/mp4")).await.unwrap();
+    put_parts(&ticket, None).await;
+    assert!(ann.complete_upload(&ticket.upload_id, &complete(&channel)).await.unwrap().message_id.is_some());
+
+    // A plain send cannot borrow an upload id for another object (the id names its own object only).
+    let borrowed = chatsdk_schemas::events::Attachment {
+        upload_id: ticket.upload_id,
+        object_key: format!(
+            "{}/{other}/{}/whole.mp4",
+            harness.commands.app.app_id,
+            UploadId::from_uuid(uuid::Uuid::now_v7())
+        ),
+        name: "contract.pdf".to_owned(),
+        content_type: "application/pdf".to_owned(),
+        size: 10,
+    };
+    let send = chatsdk_client::api::SendMessage {
+        attachments: vec![borrowed],
+        ..chatsdk_client::api::SendMessage::text("see")
+    };
+    assert_eq!(code(ann.send_message(&other, &send).await.unwrap_err()), (422, "invalid_attachment".to_owned()));
     harness.stop().await;
 }
 
