@@ -123,6 +123,19 @@ impl KafkaConfig {
     }
 }
 
+/// The partitions of `topic` (blocks up to `timeout` on a metadata request: call it on a blocking thread).
+pub fn partitions_of(consumer: &impl Consumer, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).context("fetching the topic's metadata")?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|candidate| candidate.name() == topic && candidate.error().is_none())
+        .flat_map(|candidate| candidate.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
+    Ok(partitions)
+}
+
 fn check_topic(client: &BaseConsumer, topic: &str, expected_partitions: u32, timeout: Duration) -> anyhow::Result<()> {
     let metadata = client.fetch_metadata(Some(topic), timeout).context("fetching metadata")?;
     let found = metadata.topics().iter().find(|candidate| candidate.name() == topic);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_platform::kafka::{KafkaConfig, partitions_of};
 use chatsdk_platform::metrics as names;
 use chatsdk_schemas::ids::{AppId, ChannelId, UserId};
 use chatsdk_schemas::{DecodeError, EventDecoder};
@@ -102,7 +102,7 @@ async fn decode(decoder: &EventDecoder, bytes: &[u8], partition: i32, offset: i6
 /// Per partition: where to start (`buffer` records before the end, or the start of the log) and the end now.
 fn start_offsets(consumer: &impl Consumer, topic: &str, buffer: usize) -> anyhow::Result<Vec<(i32, i64, i64)>> {
     let mut starts = Vec::new();
-    for partition in partitions_of(consumer, topic)? {
+    for partition in partitions_of(consumer, topic, METADATA_TIMEOUT)? {
         let (low, high) =
             consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT).context("fetching watermarks")?;
         starts.push((partition, (high - buffer as i64).max(low), high));
@@ -140,7 +140,7 @@ async fn tail_ephemeral(kafka: &KafkaConfig, topic: &str, hub: &Hub, presence: &
     let partitions = {
         let consumer = Arc::clone(&consumer);
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || partitions_of(consumer.as_ref(), &topic)).await??
+        tokio::task::spawn_blocking(move || partitions_of(consumer.as_ref(), &topic, METADATA_TIMEOUT)).await??
     };
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
@@ -188,16 +188,4 @@ pub fn tell_presence(hub: &Hub, transition: &Transition) {
     if let Ok(json) = serde_json::to_string(&changed) {
         hub.tell(&transition.app, &crate::presence::unique(&transition.channels), &transition.user, json.into());
     }
-}
-
-fn partitions_of(consumer: &impl Consumer, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT).context("fetching the topic's metadata")?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|candidate| candidate.name() == topic && candidate.error().is_none())
-        .flat_map(|candidate| candidate.partitions().iter().map(|partition| partition.id()))
-        .collect();
-    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
-    Ok(partitions)
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::{Analyzer, Change, SearchWriter, WriterSettings};
 use anyhow::Context;
-use chatsdk_platform::kafka::KafkaConfig;
+use chatsdk_platform::kafka::{KafkaConfig, partitions_of};
 use chatsdk_platform::metrics as names;
 use chatsdk_schemas::{DecodeError, Envelope, EventDecoder};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
@@ -424,15 +424,7 @@ pub async fn log_ends(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<BTreeM
     let client: BaseConsumer = kafka.consumer_config("search-metadata", None).create()?;
     let topic = topic.to_owned();
     blocking(move || {
-        let metadata =
-            client.fetch_metadata(Some(&topic), METADATA_TIMEOUT).context("fetching the topic's metadata")?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|candidate| candidate.name() == topic)
-            .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
-            .collect();
-        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+        let partitions = partitions_of(&client, &topic, METADATA_TIMEOUT)?;
         partitions
             .into_iter()
             .map(|partition| {
