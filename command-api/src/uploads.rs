@@ -65,11 +65,6 @@ impl Uploads {
     }
 }
 
-fn storage(error: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %error, "object storage failed");
-    ApiError::unavailable("storage_unavailable", "object storage is unavailable; retry shortly")
-}
-
 // ------------------------------------------------------------------------------------------------ policy
 
 /// The name users see: trimmed, 1 to 256 characters, no control characters.
@@ -209,7 +204,7 @@ pub async fn create_upload(
             .metadata(META_NAME, &encoded_name)
             .presigned(uploads.presigning()?)
             .await
-            .map_err(storage)?;
+            .map_err(ApiError::storage)?;
         let headers: BTreeMap<String, String> = presigned
             .headers()
             .map(|(header, value)| (header.to_ascii_lowercase(), value.to_owned()))
@@ -228,8 +223,9 @@ pub async fn create_upload(
             .metadata(META_NAME, &encoded_name)
             .send()
             .await
-            .map_err(storage)?;
-        let s3_upload = created.upload_id().ok_or_else(|| storage("CreateMultipartUpload returned no upload id"))?;
+            .map_err(ApiError::storage)?;
+        let s3_upload =
+            created.upload_id().ok_or_else(|| ApiError::storage("CreateMultipartUpload returned no upload id"))?;
         let (part_size, count) = part_plan(request.size, uploads.config.min_part_bytes);
         let mut parts = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         for number in 1..=count {
@@ -244,7 +240,7 @@ pub async fn create_upload(
                 .content_length(i64::try_from(size).unwrap_or(i64::MAX))
                 .presigned(uploads.presigning()?)
                 .await
-                .map_err(storage)?;
+                .map_err(ApiError::storage)?;
             parts.push(PartTicket {
                 part_number: u32::try_from(number).unwrap_or(u32::MAX),
                 size,
@@ -266,14 +262,20 @@ async fn stored_key(uploads: &Uploads, prefix: &str) -> Result<Option<String>, A
         .max_keys(1)
         .send()
         .await
-        .map_err(storage)?;
+        .map_err(ApiError::storage)?;
     Ok(listed.contents().first().and_then(|object| object.key()).map(str::to_owned))
 }
 
 /// Multipart uploads still open under the upload's prefix: `(key, S3 upload id)`.
 async fn open_multiparts(uploads: &Uploads, prefix: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let listed =
-        uploads.client.list_multipart_uploads().bucket(&uploads.bucket).prefix(prefix).send().await.map_err(storage)?;
+    let listed = uploads
+        .client
+        .list_multipart_uploads()
+        .bucket(&uploads.bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .map_err(ApiError::storage)?;
     Ok(listed
         .uploads()
         .iter()
@@ -295,7 +297,7 @@ async fn uploaded_parts(uploads: &Uploads, key: &str, s3_upload: &str) -> Result
             .set_part_number_marker(marker.clone())
             .send()
             .await
-            .map_err(storage)?;
+            .map_err(ApiError::storage)?;
         parts.extend(listed.parts().iter().filter_map(|part| Some((part.part_number()?, part.e_tag()?.to_owned()))));
         if listed.is_truncated() != Some(true) {
             return Ok(parts);
@@ -368,7 +370,7 @@ pub async fn complete_upload(
                 }
                 // Completed meanwhile (a concurrent retry) or aborted: whatever is stored decides below.
                 Some("NoSuchUpload") => {}
-                _ => return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
+                _ => return Err(ApiError::storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
             }
         }
     }
@@ -384,7 +386,7 @@ pub async fn complete_upload(
         Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found()) => {
             return Err(ApiError::not_found("upload_not_found", format!("nothing is stored for {upload_id} any more")));
         }
-        Err(error) => return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
+        Err(error) => return Err(ApiError::storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
     };
     let metadata = head.metadata().cloned().unwrap_or_default();
     if !actor.is_server && metadata.get(META_UPLOADER).map(String::as_str) != Some(actor.user_id.as_str()) {
@@ -454,16 +456,17 @@ pub async fn abort_upload(
             .upload_id(s3_upload)
             .send()
             .await
-            .map_err(storage)?;
+            .map_err(ApiError::storage)?;
     }
     if let Some(key) = stored_key(uploads, &prefix).await? {
         found = true;
-        let head = uploads.client.head_object().bucket(&uploads.bucket).key(&key).send().await.map_err(storage)?;
+        let head =
+            uploads.client.head_object().bucket(&uploads.bucket).key(&key).send().await.map_err(ApiError::storage)?;
         let uploader = head.metadata().and_then(|metadata| metadata.get(META_UPLOADER).cloned());
         if !actor.is_server && uploader.as_deref() != Some(actor.user_id.as_str()) {
             return Err(ApiError::forbidden("not_the_uploader", "only the uploader aborts an upload"));
         }
-        uploads.client.delete_object().bucket(&uploads.bucket).key(&key).send().await.map_err(storage)?;
+        uploads.client.delete_object().bucket(&uploads.bucket).key(&key).send().await.map_err(ApiError::storage)?;
     }
     if !found {
         return Err(ApiError::not_found("upload_not_found", format!("no upload {upload_id} in {channel}")));
@@ -506,7 +509,7 @@ pub async fn sweep_once(uploads: &Uploads, prefix: &str) -> Result<usize, ApiErr
             .set_upload_id_marker(upload_marker.clone())
             .send()
             .await
-            .map_err(storage)?;
+            .map_err(ApiError::storage)?;
         for upload in listed.uploads() {
             let started = upload.initiated().and_then(|time| std::time::SystemTime::try_from(*time).ok());
             if started.is_none_or(|started| started > cutoff) {
@@ -520,7 +523,7 @@ pub async fn sweep_once(uploads: &Uploads, prefix: &str) -> Result<usize, ApiErr
                 // Another node's sweeper (or a completion) got there first.
                 Err(error)
                     if error.as_service_error().and_then(|service| service.meta().code()) == Some("NoSuchUpload") => {}
-                Err(error) => return Err(storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
+                Err(error) => return Err(ApiError::storage(aws_sdk_s3::error::DisplayErrorContext(&error))),
             }
         }
         if listed.is_truncated() != Some(true) {

@@ -75,10 +75,7 @@ pub async fn download(
         .response_content_type(&attachment.content_type)
         .presigned(presigning)
         .await
-        .map_err(|error| {
-            tracing::warn!(error = %error, "presigning a download failed");
-            ApiError::unavailable("storage_unavailable", "object storage is unavailable; retry shortly")
-        })?;
+        .map_err(ApiError::storage)?;
     let location = HeaderValue::from_str(presigned.uri()).map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok((
         StatusCode::FOUND,

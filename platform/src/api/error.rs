@@ -74,6 +74,12 @@ impl ApiError {
         Self::Unavailable { code, message: message.into(), retry_after: Duration::from_secs(1) }
     }
 
+    /// Object storage (S3) failed or is too slow.
+    pub fn storage(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %error, "object storage unavailable");
+        Self::unavailable("storage_unavailable", "object storage is unavailable; retry shortly")
+    }
+
     pub fn database(error: &sqlx::Error) -> Self {
         tracing::warn!(error = %error, "read model unavailable");
         Self::unavailable("database_unavailable", "the read model is unavailable; retry shortly")
