@@ -202,6 +202,17 @@ pub struct PresignedPut {
     pub headers: std::collections::BTreeMap<String, String>,
 }
 
+impl PresignedPut {
+    /// The `PUT` of `body` with the signed headers (`Content-Length` comes from the body itself).
+    pub fn request(&self, http: &reqwest::Client, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        let mut request = http.put(&self.url).body(body);
+        for (name, value) in self.headers.iter().filter(|(name, _)| *name != "content-length") {
+            request = request.header(name, value);
+        }
+        request
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MultipartTicket {
     /// Every part but the last has this many bytes.

@@ -170,13 +170,7 @@ async fn upload(
     let ticket = client.create_upload(&request).await.map_err(|error| format!("create: {error}"))?;
     let created = began.elapsed();
     let presigned = ticket.put.ok_or("a multipart ticket: raise uploads.multipart_threshold_bytes")?;
-    let mut put = http.put(&presigned.url).body(body);
-    for (name, value) in &presigned.headers {
-        if name != "content-length" {
-            put = put.header(name, value);
-        }
-    }
-    let response = put.send().await.map_err(|error| format!("put: {error}"))?;
+    let response = presigned.request(http, body).send().await.map_err(|error| format!("put: {error}"))?;
     if !response.status().is_success() {
         return Err(format!("put: {}", response.status()));
     }
