@@ -8,6 +8,7 @@
 
 mod measure;
 mod query_bench;
+mod scenario;
 mod search_bench;
 mod send_bench;
 mod stack;
@@ -16,7 +17,15 @@ mod upload_storm;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: loadtest send-bench [--rate 1000] [--seconds 20] [--workers 32] [--channels 100]
+const USAGE: &str = "usage: loadtest scenario steady|spike|heavy|upload-storm|smoke [--file SCENARIO.toml]
+                          [--users N] [--seconds S] [--rate MSG_PER_S] [--active-share F] [--messages-per-minute F]
+                          [--other-actions F] [--uploads N] [--upload-mb MB] [--upload-concurrency N]
+                          [--topology 1-1-1|2-2-3] [--kill true] [--partitions 12] [--sync-checks N]
+                          [--baselines true] [--out DIR] [--bin-dir DIR]
+  The seed's scenarios against release builds of the three services (cargo build --release -p command-api
+  -p projector -p query-api -p loadtest) on the local stack; fails on any correctness violation. Needs an
+  open-file limit above --users (ulimit -n \"$(ulimit -Hn)\").
+       loadtest send-bench [--rate 1000] [--seconds 20] [--workers 32] [--channels 100]
                           [--users-per-channel 10] [--partitions 12] [--text-bytes 120]
                           [--bin-dir DIR] [--json PATH]
   Needs the local stack (infra/local/stack up; eval \"$(infra/local/stack env)\") and release binaries of
@@ -48,6 +57,22 @@ async fn main() -> ExitCode {
     }
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     match arguments.first().map(String::as_str) {
+        Some("scenario") => match scenario_options(&arguments[1..]) {
+            Ok(options) => match scenario::run(options).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("loadtest scenario: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("{error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         Some("send-bench") => match options(&arguments[1..]) {
             Ok(options) => match send_bench::run(options).await {
                 Ok(report) => {
@@ -117,6 +142,56 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn scenario_options(arguments: &[String]) -> Result<scenario::Options, String> {
+    let name = arguments.first().ok_or("which scenario?")?;
+    let mut scenario = scenario::Scenario::preset(name).ok_or_else(|| format!("unknown scenario {name}"))?;
+    let mut rest = &arguments[1..];
+    if rest.first().map(String::as_str) == Some("--file") {
+        let path = rest.get(1).ok_or("--file needs a path")?;
+        scenario = scenario::config::layered(scenario, std::path::Path::new(path))?;
+        rest = &rest[2..];
+    }
+    let mut options = scenario::Options {
+        scenario,
+        bin_dir: stack::default_bin_dir(),
+        out: None,
+        baselines: false,
+        command_line: std::iter::once("loadtest".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    flags(rest, |flag, value| {
+        let scenario = &mut options.scenario;
+        match flag {
+            "--users" => scenario.users = number(flag, value)?,
+            "--seconds" => scenario.seconds = number(flag, value)?,
+            "--rate" => scenario.rate = Some(number(flag, value)?),
+            "--active-share" => scenario.active_share = number(flag, value)?,
+            "--messages-per-minute" => scenario.messages_per_minute = number(flag, value)?,
+            "--other-actions" => scenario.other_actions = number(flag, value)?,
+            "--uploads" => scenario.uploads = number(flag, value)?,
+            "--upload-mb" => scenario.upload_mb = number(flag, value)?,
+            "--upload-concurrency" => scenario.upload_concurrency = number(flag, value)?,
+            "--topology" => scenario.topology = value.parse()?,
+            "--kill" => scenario.kill = boolean(flag, value)?,
+            "--partitions" => scenario.partitions = number(flag, value)?,
+            "--sync-checks" => scenario.sync_checks = number(flag, value)?,
+            "--baselines" => options.baselines = boolean(flag, value)?,
+            "--out" => options.out = Some(PathBuf::from(value)),
+            "--bin-dir" => options.bin_dir = PathBuf::from(value),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    options.scenario.validate()?;
+    Ok(options)
+}
+
+fn boolean(flag: &str, value: &str) -> Result<bool, String> {
+    value.parse().map_err(|_| format!("{flag}: expected true or false, got {value}"))
 }
 
 fn storm_options(arguments: &[String]) -> Result<upload_storm::Options, String> {

@@ -131,13 +131,13 @@ async fn connect(url: &str) -> Result<Socket, String> {
 }
 
 async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> anyhow::Result<String> {
-    let query = deployment.query.as_ref().context("the query API")?;
+    let query = deployment.query().context("the query API")?;
     let query_pid = query.pid().context("query-api pid")?;
-    let app = create_app(&deployment.api.url, &deployment.admin_token, &"bench".parse()?).await?;
+    let app = create_app(&deployment.api().url, &deployment.admin_token, &"bench".parse()?).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(4096).timeout(Duration::from_secs(30)).build()?;
     let tenant = Arc::new(Tenant {
         http,
-        api_url: deployment.api.url.clone(),
+        api_url: deployment.api().url.clone(),
         query_url: query.url.clone(),
         ws_url: query.url.replace("http://", "ws://"),
         api_key: app.api_key,

@@ -30,7 +30,7 @@ use rdkafka::util::Timeout;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use crate::measure::{Recorder, RunStats, markdown};
+use crate::measure::{Random, Recorder, RunStats, markdown};
 use crate::stack::Stack;
 
 #[derive(Debug, Clone)]
@@ -61,28 +61,6 @@ const COMMON: &[&str] = &[
     "want", "because", "any", "these", "give", "day", "most", "us", "deploy", "meeting", "release", "bug", "review",
     "lunch", "tomorrow", "today", "thanks", "please", "fixed", "merged", "build", "test", "server",
 ];
-
-/// SplitMix64: a small, fast, seeded generator (the corpus is the same on every run).
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut mixed = self.0;
-        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        mixed ^ (mixed >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1_u64 << 53) as f64
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-}
 
 /// Zipf's law over `n` ranks: rank r (0-based) has weight 1 / (r + 1)^s.
 struct Zipf {

@@ -15,6 +15,7 @@ use chatsdk_schemas::Envelope;
 use chatsdk_schemas::codec::{EventEncoder, RegistrySettings};
 use chatsdk_schemas::events::{ChannelType, Event, MessageSent};
 use chatsdk_schemas::ids::{ChannelId, MessageId, UserId};
+use futures::future::BoxFuture;
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
@@ -68,7 +69,7 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
 }
 
 async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> anyhow::Result<String> {
-    let (api, log_dir) = (&deployment.api, deployment.log_dir.as_path());
+    let (api, log_dir) = (deployment.api(), deployment.log_dir.as_path());
     let api_pid = api.pid().context("command-api pid")?;
     let admin_token = deployment.admin_token.clone();
 
@@ -140,46 +141,9 @@ async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> any
     let catch_up = caught_up().await?;
 
     // Bound 1: raw produce of the same bytes, same producer settings, each task awaiting its delivery.
-    let encoder = EventEncoder::new(
-        RegistrySettings::new(&stack.registry.url, Duration::from_millis(stack.registry.timeout_ms)),
-        &deployment.topic,
-    )?;
-    let sample = Envelope::new(
-        "bench".parse()?,
-        "bench-0".parse()?,
-        "u0-0".parse()?,
-        Event::MessageSent(MessageSent {
-            message_id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-            client_msg_id: Some("m0".into()),
-            text: body.clone(),
-            mentions: Vec::new(),
-            attachments: Vec::new(),
-            parent_id: None,
-            custom: None,
-        }),
-    );
-    let payload = Arc::new(encoder.encode(&sample).await?);
-    let producer = stack.kafka.producer("loadtest")?;
     let raw_topic = format!("{}.dlq", deployment.topic); // same broker and settings; keeps the projector out of it
-    let produce = {
-        let (producer, payload, raw_topic) = (producer.clone(), Arc::clone(&payload), raw_topic.clone());
-        let channels = options.channels;
-        move |i: u64| {
-            let (producer, payload, raw_topic) = (producer.clone(), Arc::clone(&payload), raw_topic.clone());
-            async move {
-                let key = format!("bench:bench-{}", i as usize % channels);
-                let record = FutureRecord::to(&raw_topic).key(&key).payload(payload.as_slice());
-                match producer.send_result(record) {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((error, _))) => Err(format!("kafka: {error}")),
-                        Err(_) => Err("canceled".to_owned()),
-                    },
-                    Err((error, _)) => Err(format!("kafka: {error}")),
-                }
-            }
-        }
-    };
+    let operation = produce_operation(stack, &deployment.topic, &raw_topic, options.channels, body.clone()).await?;
+    let produce = move |i: u64| operation(i);
     // Warm-up, not reported: the producer's first sends to a topic wait for its metadata.
     closed_loop("warm-up", options.workers, Duration::from_secs(2), produce.clone()).await;
     runs.push(fixed_rate("raw rdkafka produce", options.rate, duration, 10_000, produce.clone()).await);
@@ -246,6 +210,56 @@ async fn bench(stack: &Stack, options: &Options, deployment: &Deployment) -> any
         options.workers,
         report.machine,
     ))
+}
+
+/// One raw produce, awaiting its delivery report.
+pub(crate) type Operation = Arc<dyn Fn(u64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Raw produce of an encoded `message.sent` (registered as `subject_topic`'s) to `topic`, with the services'
+/// producer settings: the broker's bound for the command path.
+pub(crate) async fn produce_operation(
+    stack: &Stack,
+    subject_topic: &str,
+    topic: &str,
+    channels: usize,
+    text: String,
+) -> anyhow::Result<Operation> {
+    let encoder = EventEncoder::new(
+        RegistrySettings::new(&stack.registry.url, Duration::from_millis(stack.registry.timeout_ms)),
+        subject_topic,
+    )?;
+    let sample = Envelope::new(
+        "bench".parse()?,
+        "bench-0".parse()?,
+        "u0-0".parse()?,
+        Event::MessageSent(MessageSent {
+            message_id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+            client_msg_id: Some("m0".into()),
+            text,
+            mentions: Vec::new(),
+            attachments: Vec::new(),
+            parent_id: None,
+            custom: None,
+        }),
+    );
+    let payload = Arc::new(encoder.encode(&sample).await?);
+    let producer = stack.kafka.producer("loadtest")?;
+    let topic = topic.to_owned();
+    Ok(Arc::new(move |i: u64| {
+        let (producer, payload, topic) = (producer.clone(), Arc::clone(&payload), topic.clone());
+        Box::pin(async move {
+            let key = format!("bench:bench-{}", i as usize % channels.max(1));
+            let record = FutureRecord::to(&topic).key(&key).payload(payload.as_slice());
+            match producer.send_result(record) {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(format!("kafka: {error}")),
+                    Err(_) => Err("canceled".to_owned()),
+                },
+                Err((error, _)) => Err(format!("kafka: {error}")),
+            }
+        })
+    }))
 }
 
 pub(crate) fn machine() -> String {

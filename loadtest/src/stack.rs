@@ -119,6 +119,12 @@ impl Process {
         }
     }
 
+    /// SIGKILL, as a crash: no drain, nothing said to peers.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             // SIGTERM for a clean drain; kill_on_drop covers a process that does not stop.
@@ -160,8 +166,44 @@ pub fn default_bin_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)).unwrap_or_default()
 }
 
-/// A private deployment on the local stack: its own topics and database, a projector, a command API and
-/// optionally a query API, as release binaries in separate processes.
+/// How many processes of each service a deployment runs (`1-1-1`, `2-2-3`: command-api, projector, query-api).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub command: usize,
+    pub projector: usize,
+    pub query: usize,
+}
+
+impl Topology {
+    pub const SINGLE: Topology = Topology { command: 1, projector: 1, query: 1 };
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let counts: Vec<usize> = text.split('-').map(str::parse).collect::<Result<_, _>>().map_err(|_| {
+            format!("topology: expected command-projector-query counts like 1-1-1 or 2-2-3, got {text}")
+        })?;
+        match counts[..] {
+            [command, projector, query] if command > 0 && projector > 0 => Ok(Topology { command, projector, query }),
+            _ => Err(format!("topology: expected three counts, the first two positive (like 2-2-3), got {text}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}-{}-{}", self.command, self.projector, self.query)
+    }
+}
+
+/// A private deployment on the local stack: its own topics and database, projectors (one consumer group),
+/// command APIs and query APIs, as release binaries in separate processes.
+///
+/// Search: with one query node the first projector writes the index and the query node reads the same
+/// directory (as `./dev up` runs it); with several, each query node keeps its own embedded replica (the
+/// documented multi-node layout, docs/search.md) and no projector indexes.
 #[derive(Debug)]
 pub struct Deployment {
     pub topic: String,
@@ -169,15 +211,27 @@ pub struct Deployment {
     pub database_url: String,
     pub admin_token: String,
     pub log_dir: PathBuf,
-    pub projector: Process,
-    pub api: Process,
-    pub query: Option<Process>,
+    pub projectors: Vec<Process>,
+    pub apis: Vec<Process>,
+    pub queries: Vec<Process>,
     database: String,
     topics: Vec<String>,
 }
 
 impl Deployment {
     pub async fn start(stack: &Stack, bin_dir: &Path, partitions: i32, with_query: bool) -> anyhow::Result<Self> {
+        let topology = Topology { query: usize::from(with_query), ..Topology::SINGLE };
+        Self::start_topology(stack, bin_dir, partitions, topology, &[]).await
+    }
+
+    /// Starts `topology`; `extra` settings go to every process (e.g. a shorter Kafka session timeout).
+    pub async fn start_topology(
+        stack: &Stack,
+        bin_dir: &Path,
+        partitions: i32,
+        topology: Topology,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let topic = format!("bench.commands.{id}");
         let (dlq, ephemeral) = (format!("{topic}.dlq"), format!("bench.ephemeral.{id}"));
@@ -189,61 +243,106 @@ impl Deployment {
         let database_url = stack.create_database(&database).await?;
         let group = format!("bench-projector-{id}");
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
-        let common = vec![("CHATSDK_POSTGRES__URL", database_url.clone()), ("CHATSDK_LOG__FILTER", "warn".to_owned())];
-        let search_index = log_dir.join("search-index");
-        let mut projector_env = common.clone();
-        projector_env.extend([
-            ("CHATSDK_CONSUMER__TOPIC", topic.clone()),
-            ("CHATSDK_CONSUMER__DLQ_TOPIC", dlq.clone()),
-            ("CHATSDK_CONSUMER__GROUP_ID", group.clone()),
-            // The search index too, as `./dev up` runs it; query-api reads the same directory.
-            ("CHATSDK_SEARCH__ENABLED", with_query.to_string()),
-            ("CHATSDK_SEARCH__INDEX_DIR", search_index.display().to_string()),
-            ("CHATSDK_SEARCH__INDEXER__GROUP_ID", format!("{group}-search")),
-        ]);
-        let projector =
-            Process::start("projector", &bin_dir.join("projector"), free_port()?, &projector_env, &log_dir).await?;
-        let mut api_env = common.clone();
-        api_env.extend([
-            ("CHATSDK_EVENTS__TOPIC", topic.clone()),
-            ("CHATSDK_AUTHZ__PROJECTOR_CONSUMER", group.clone()),
-            ("CHATSDK_AUTH__ADMIN_TOKEN", admin_token.clone()),
-        ]);
-        let api = Process::start("command-api", &bin_dir.join("command-api"), free_port()?, &api_env, &log_dir).await?;
-        let query = if with_query {
-            let mut query_env = common;
-            query_env.extend([
-                ("CHATSDK_EVENTS__TOPIC", topic.clone()),
-                ("CHATSDK_EVENTS__EPHEMERAL_TOPIC", ephemeral.clone()),
-                ("CHATSDK_READS__PROJECTOR_CONSUMER", group.clone()),
-                ("CHATSDK_REALTIME__MAX_CONNECTIONS", "1000000".to_owned()),
-                ("CHATSDK_SEARCH__INDEX_DIR", search_index.display().to_string()),
-            ]);
-            Some(Process::start("query-api", &bin_dir.join("query-api"), free_port()?, &query_env, &log_dir).await?)
-        } else {
-            None
-        };
-        Ok(Self {
+        let mut common =
+            vec![("CHATSDK_POSTGRES__URL", database_url.clone()), ("CHATSDK_LOG__FILTER", "warn".to_owned())];
+        common.extend(extra.iter().cloned());
+        let shared_index = log_dir.join("search-index");
+        let shared_search = topology.query == 1;
+        let mut deployment = Self {
             topic: topic.clone(),
-            group,
+            group: group.clone(),
             database_url,
-            admin_token,
-            log_dir,
-            projector,
-            api,
-            query,
+            admin_token: admin_token.clone(),
+            log_dir: log_dir.clone(),
+            projectors: Vec::new(),
+            apis: Vec::new(),
+            queries: Vec::new(),
             database,
-            topics: vec![topic, dlq, ephemeral],
-        })
+            topics: vec![topic.clone(), dlq.clone(), ephemeral.clone()],
+        };
+        // Processes started so far are stopped (and the topics and database dropped) if a later one fails.
+        let started = async {
+            for index in 0..topology.projector {
+                let mut env = common.clone();
+                env.extend([
+                    ("CHATSDK_CONSUMER__TOPIC", topic.clone()),
+                    ("CHATSDK_CONSUMER__DLQ_TOPIC", dlq.clone()),
+                    ("CHATSDK_CONSUMER__GROUP_ID", group.clone()),
+                    ("CHATSDK_SEARCH__ENABLED", (shared_search && index == 0).to_string()),
+                    ("CHATSDK_SEARCH__INDEX_DIR", shared_index.display().to_string()),
+                    ("CHATSDK_SEARCH__INDEXER__GROUP_ID", format!("{group}-search")),
+                ]);
+                let name = numbered("projector", index, topology.projector);
+                let process = Process::start(&name, &bin_dir.join("projector"), free_port()?, &env, &log_dir).await?;
+                deployment.projectors.push(process);
+            }
+            for index in 0..topology.command {
+                let mut env = common.clone();
+                env.extend([
+                    ("CHATSDK_EVENTS__TOPIC", topic.clone()),
+                    ("CHATSDK_AUTHZ__PROJECTOR_CONSUMER", group.clone()),
+                    ("CHATSDK_AUTH__ADMIN_TOKEN", admin_token.clone()),
+                ]);
+                let name = numbered("command-api", index, topology.command);
+                let process = Process::start(&name, &bin_dir.join("command-api"), free_port()?, &env, &log_dir).await?;
+                deployment.apis.push(process);
+            }
+            for index in 0..topology.query {
+                let mut env = common.clone();
+                env.extend([
+                    ("CHATSDK_EVENTS__TOPIC", topic.clone()),
+                    ("CHATSDK_EVENTS__EPHEMERAL_TOPIC", ephemeral.clone()),
+                    ("CHATSDK_READS__PROJECTOR_CONSUMER", group.clone()),
+                    ("CHATSDK_REALTIME__MAX_CONNECTIONS", "1000000".to_owned()),
+                ]);
+                if shared_search {
+                    env.push(("CHATSDK_SEARCH__INDEX_DIR", shared_index.display().to_string()));
+                } else {
+                    env.extend([
+                        ("CHATSDK_SEARCH__EMBEDDED", "true".to_owned()),
+                        (
+                            "CHATSDK_SEARCH__INDEX_DIR",
+                            log_dir.join(format!("search-index-{index}")).display().to_string(),
+                        ),
+                        ("CHATSDK_SEARCH__INDEXER__GROUP_ID", format!("{group}-search-{index}")),
+                    ]);
+                }
+                let name = numbered("query-api", index, topology.query);
+                let process = Process::start(&name, &bin_dir.join("query-api"), free_port()?, &env, &log_dir).await?;
+                deployment.queries.push(process);
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        match started {
+            Ok(()) => Ok(deployment),
+            Err(error) => {
+                deployment.stop(stack, true).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The first command API (the only one of a `1-…` topology).
+    pub fn api(&self) -> &Process {
+        &self.apis[0]
+    }
+
+    /// The first query API, if any.
+    pub fn query(&self) -> Option<&Process> {
+        self.queries.first()
+    }
+
+    /// Every process, for usage reports.
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.apis.iter().chain(&self.projectors).chain(&self.queries)
     }
 
     /// Stops the services and deletes the topics and the database; keeps the logs when `failed`.
     pub async fn stop(self, stack: &Stack, failed: bool) {
-        if let Some(query) = self.query {
-            query.stop().await;
+        for process in self.queries.into_iter().chain(self.apis).chain(self.projectors) {
+            process.stop().await;
         }
-        self.api.stop().await;
-        self.projector.stop().await;
         let _ = stack.drop_database(&self.database).await;
         for topic in &self.topics {
             let _ = stack.delete_topic(topic).await;
@@ -255,10 +354,9 @@ impl Deployment {
         }
     }
 
-    /// Waits until the projector has applied everything in the topic; returns how long that took.
     /// Waits until the query node's search index holds the whole log (as its `/readyz` reports it).
     pub async fn wait_search_caught_up(&self, stack: &Stack) -> anyhow::Result<()> {
-        let query = self.query.as_ref().context("no query node")?;
+        let query = self.query().context("no query node")?;
         let ends = chatsdk_search::consumer::log_ends(&stack.kafka, &self.topic).await?;
         let started = Instant::now();
         loop {
@@ -283,6 +381,7 @@ impl Deployment {
         }
     }
 
+    /// Waits until the projectors have applied everything in the topic; returns how long that took.
     pub async fn wait_caught_up(&self, stack: &Stack, partitions: i32) -> anyhow::Result<Duration> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let started = Instant::now();
@@ -323,4 +422,9 @@ pub fn file_limit() -> u64 {
             line.split_whitespace().nth(3)?.parse().ok()
         })
         .unwrap_or(1024)
+}
+
+/// `name`, or `name-1`, `name-2`… when there are several.
+fn numbered(name: &str, index: usize, count: usize) -> String {
+    if count == 1 { name.to_owned() } else { format!("{name}-{}", index + 1) }
 }

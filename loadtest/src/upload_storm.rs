@@ -60,18 +60,22 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
 }
 
 async fn storm(stack: &Stack, options: &Options, deployment: &Deployment) -> anyhow::Result<Report> {
-    let pid = deployment.api.pid().context("command-api pid")?;
-    let app = create_app(&deployment.api.url, &deployment.admin_token, &"storm".parse()?).await?;
+    let pid = deployment.api().pid().context("command-api pid")?;
+    let app = create_app(&deployment.api().url, &deployment.admin_token, &"storm".parse()?).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).timeout(Duration::from_secs(120)).build()?;
     let users: Vec<UserId> = (0..options.users).map(|index| format!("u{index}").parse()).collect::<Result<_, _>>()?;
     let client = |user: &UserId| {
         let token = mint(&app.api_secret, &Claims::new(user, chrono::Utc::now().timestamp(), 3600));
-        Client::with_http(http.clone(), &deployment.api.url, Credentials::User { api_key: app.api_key.clone(), token })
-            .without_session_consistency()
+        Client::with_http(
+            http.clone(),
+            &deployment.api().url,
+            Credentials::User { api_key: app.api_key.clone(), token },
+        )
+        .without_session_consistency()
     };
     let server = Client::with_http(
         http.clone(),
-        &deployment.api.url,
+        &deployment.api().url,
         Credentials::Server { api_key: app.api_key.clone(), api_secret: app.api_secret.clone() },
     );
     let members = users.iter().map(|user| NewMember { user_id: user.clone(), role: None }).collect();
