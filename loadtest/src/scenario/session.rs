@@ -17,6 +17,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::metrics::{CONNECT, Count, DELIVERY, Metrics};
 use super::world::World;
@@ -84,6 +85,12 @@ impl Shared {
     }
 }
 
+/// `connect`'s error when the node answers a resume with `resync` instead of `connected`.
+const RESYNC: &str = "resync";
+
+/// Sent on a session's frame channel: close the socket and resume on a new one.
+pub const RECONNECT: &str = "reconnect";
+
 /// How a session is told to end.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stop {
@@ -134,7 +141,10 @@ async fn connect(shared: &Shared, user: usize, node: usize, token: Option<&str>)
     let url = shared.world.socket_url(user, node, token);
     let began = Instant::now();
     let connecting = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.map_err(|error| match error {
+        // Small buffers: 10,000 sockets with tungstenite's default 128 KiB read buffer would hold 1.3 GB.
+        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+        let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), true);
+        let (mut socket, _) = connecting.await.map_err(|error| match error {
             tokio_tungstenite::tungstenite::Error::Io(error)
                 if error.kind() == std::io::ErrorKind::ConnectionRefused =>
             {
@@ -148,6 +158,8 @@ async fn connect(shared: &Shared, user: usize, node: usize, token: Option<&str>)
                     let frame: Frame<'_> = serde_json::from_str(text.as_str()).map_err(|error| error.to_string())?;
                     match (frame.kind, frame.token) {
                         ("connected", Some(token)) => return Ok((socket, token)),
+                        // The resume token is older than the node's buffer: the server cannot continue.
+                        ("resync", _) => return Err(RESYNC.to_owned()),
                         ("error", _) => return Err(format!("refused: {}", text.as_str())),
                         _ => {}
                     }
@@ -170,7 +182,7 @@ fn covers(token: &Offsets, ends: &Offsets) -> bool {
 }
 
 /// Runs user `user`'s session until told to stop; returns its chains. `typing` carries frames to send
-/// (JSON text); `up` is told when the first connection is live.
+/// (JSON text, or [`RECONNECT`]); `up` is told when the first connection is live.
 pub async fn run(
     shared: Arc<Shared>,
     user: usize,
@@ -186,16 +198,36 @@ pub async fn run(
     let mut failures = 0_u32;
     let mut state = stop.borrow().clone();
     'connections: loop {
+        // A drain or leave that arrived while reconnecting.
+        if stop.has_changed().unwrap_or(false) {
+            state = stop.borrow_and_update().clone();
+        }
         if state == Stop::Leave {
             break;
         }
         let node = world.queries.pick(user);
-        let resume = chain.as_ref().and(token.as_deref());
+        // A chain continues only with its token: a connect without one starts at the node's head.
+        let resume = match (&chain, &token) {
+            (Some(_), Some(token)) => Some(token.as_str()),
+            (Some(_), None) => {
+                chains.extend(chain.take());
+                None
+            }
+            _ => None,
+        };
         let (mut socket, first) = match connect(&shared, user, node, resume).await {
             Ok(connected) => connected,
             Err(error) => {
                 if error == "refused" {
                     world.queries.mark_down(node);
+                }
+                if error == RESYNC
+                    && let Some(mut ended) = chain.take()
+                {
+                    // Everything up to the last token arrived; the rest would come from sync.
+                    ended.resynced = true;
+                    chains.push(ended);
+                    token = None;
                 }
                 failures += 1;
                 if failures > 20 || state != Stop::Run {
@@ -216,6 +248,7 @@ pub async fn run(
                     let _ = up.send(());
                 }
                 let start = token_offsets(&first).unwrap_or_default();
+                token = Some(first);
                 chain = Some(Chain {
                     user,
                     end: start.clone(),
@@ -301,13 +334,18 @@ pub async fn run(
                         _ => {}
                     }
                 }
-                outgoing = typing.recv() => {
-                    if let Some(frame) = outgoing
-                        && socket.send(Message::Text(frame.into())).await.is_ok()
-                    {
-                        shared.metrics.count(Count::Typing, 1);
+                outgoing = typing.recv() => match outgoing {
+                    // The client drops its connection (a phone between networks) and resumes with its token.
+                    Some(frame) if frame == RECONNECT => {
+                        let _ = socket.close(None).await;
+                        continue 'connections;
                     }
-                }
+                    Some(frame) => {
+                        let sent = socket.send(Message::Text(frame.into())).await;
+                        shared.metrics.count(Count::Typing, u64::from(sent.is_ok()));
+                    }
+                    None => {}
+                },
                 changed = stop.changed() => {
                     if changed.is_err() {
                         break 'connections;
