@@ -106,7 +106,7 @@ impl Metrics {
         Self { window, began: OnceLock::new(), inner: Mutex::default() }
     }
 
-    /// Starts the timeline; what is recorded before counts in the totals only.
+    /// Starts the timeline; nothing recorded before counts.
     pub fn begin(&self) -> Instant {
         *self.began.get_or_init(Instant::now)
     }
@@ -121,48 +121,43 @@ impl Metrics {
         Some((since.as_micros() / self.window.as_micros().max(1)) as usize)
     }
 
-    fn with<R>(&self, at: Instant, apply: impl FnOnce(&mut Inner, Option<usize>) -> R) -> R {
-        let window = self.window_of(at);
+    /// Applies a record made at `at` to its window; records from before the run (the set-up's login wave)
+    /// are dropped.
+    fn with(&self, at: Instant, apply: impl FnOnce(&mut Inner, usize)) {
+        let Some(index) = self.window_of(at) else { return };
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(index) = window {
-            while inner.windows.len() <= index {
-                inner.windows.push(Window::new());
-            }
+        while inner.windows.len() <= index {
+            inner.windows.push(Window::new());
         }
-        apply(&mut inner, window)
+        apply(&mut inner, index);
     }
 
     /// An operation of `kind` that took `took`, finished now.
     pub fn latency(&self, kind: &'static str, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).clamp(1, 120_000_000);
-        self.with(Instant::now(), |inner, window| {
+        self.with(Instant::now(), |inner, index| {
             inner.totals.entry(kind).or_default().record(took, Ok(()));
-            if let Some(window) = window.map(|index| &mut inner.windows[index]) {
-                let histogram = match kind {
-                    SEND => &mut window.send,
-                    DELIVERY => &mut window.delivery,
-                    PROJECTION => &mut window.projection,
-                    _ => return,
-                };
-                histogram.saturating_record(micros);
-            }
+            let window = &mut inner.windows[index];
+            let histogram = match kind {
+                SEND => &mut window.send,
+                DELIVERY => &mut window.delivery,
+                PROJECTION => &mut window.projection,
+                _ => return,
+            };
+            histogram.saturating_record(micros);
         });
     }
 
     pub fn error(&self, kind: &'static str, code: String) {
-        self.with(Instant::now(), |inner, window| {
+        self.with(Instant::now(), |inner, index| {
             inner.totals.entry(kind).or_default().record(Duration::ZERO, Err(code));
-            if let Some(index) = window {
-                inner.windows[index].errors += 1;
-            }
+            inner.windows[index].errors += 1;
         });
     }
 
     pub fn count(&self, count: Count, n: u64) {
-        self.with(Instant::now(), |inner, window| {
-            if let Some(index) = window {
-                *inner.windows[index].counts.entry(count).or_default() += n;
-            }
+        self.with(Instant::now(), |inner, index| {
+            *inner.windows[index].counts.entry(count).or_default() += n;
         });
     }
 
@@ -243,7 +238,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_before_the_run_count_in_totals_only_and_windows_split_by_time() {
+    fn records_before_the_run_are_dropped_and_windows_split_by_time() {
         let metrics = Metrics::new(Duration::from_millis(50));
         metrics.latency(CONNECT, Duration::from_millis(3));
         metrics.count(Count::Accepted, 5);
@@ -260,7 +255,7 @@ mod tests {
         assert!((timeline[1].send_p99_ms - 30.0).abs() < 1.0, "{timeline:?}");
         let totals = metrics.totals(Duration::from_secs(1));
         let kinds: Vec<&str> = totals.iter().map(|run| run.label.as_str()).collect();
-        assert_eq!(kinds, [SEND, CONNECT]);
+        assert_eq!(kinds, [SEND]);
         assert_eq!(totals[0].ok, 2);
     }
 }

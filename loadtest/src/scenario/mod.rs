@@ -27,6 +27,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use config::{Options, Scenario};
+pub use session::parse_marker;
 use metrics::{Count, Gauges, Metrics};
 use report::{Kill, ProcessUsage, Report, Storm};
 use session::{Chain, Shared, Stop};
@@ -43,7 +44,7 @@ const WORDS: [&str; 24] = [
 ];
 
 /// Non-send actions per send, at `other_actions = 1`.
-const MIX: [(Action, f64); 7] = [
+const MIX: [(Action, f64); 8] = [
     (Action::React, 0.3),
     (Action::MarkRead, 0.5),
     (Action::Typing, 0.5),
@@ -51,6 +52,7 @@ const MIX: [(Action, f64); 7] = [
     (Action::Sync, 0.1),
     (Action::Search, 0.05),
     (Action::Edit, 0.05),
+    (Action::Reconnect, 0.05),
 ];
 
 /// The share of sends retried with the same `client_msg_id` (a client that lost the acknowledgement).
@@ -68,6 +70,8 @@ enum Action {
     Sync,
     Search,
     Edit,
+    /// The socket drops and resumes with its token (measures connect; exercises resume under load).
+    Reconnect,
 }
 
 /// A running session's handles.
@@ -99,6 +103,8 @@ struct Run {
     sync_tokens: BTreeMap<usize, String>,
     typing: Mutex<HashMap<usize, mpsc::Sender<String>>>,
     lag_every: u64,
+    /// Projection-lag probes in flight (bounded).
+    lag_probes: Semaphore,
     retry_mismatches: AtomicU64,
 }
 
@@ -124,8 +130,6 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
     );
     let stack = Stack::from_env()?;
     let mut extra = vec![
-        // Heartbeats every second: an idle socket learns quickly that it has everything (the drain waits on it).
-        ("CHATSDK_REALTIME__HEARTBEAT_INTERVAL_MS", "1000".to_owned()),
         // The load measures the server, not the app-wide rate limiter.
         ("CHATSDK_LIMITS__APP_RATE", "1000000".to_owned()),
         ("CHATSDK_LIMITS__APP_BURST", "1000000".to_owned()),
@@ -201,6 +205,7 @@ async fn drive(stack: &Stack, options: &Options, deployment: &mut Deployment) ->
         sync_tokens,
         typing: Mutex::default(),
         lag_every: (peak_rate / LAG_SAMPLES_PER_SECOND).ceil().max(1.0) as u64,
+        lag_probes: Semaphore::new(20),
         retry_mismatches: AtomicU64::new(0),
         scenario: scenario.clone(),
     });
@@ -503,10 +508,15 @@ async fn act(run: Arc<Run>, action: Action, user: usize, scheduled: Instant, see
             });
             record(metrics, metrics::MARK_READ, scheduled, result.await.map(|_| ()));
         }
-        Action::Typing => {
+        Action::Typing | Action::Reconnect => {
             let sender = run.typing.lock().unwrap_or_else(PoisonError::into_inner).get(&user).cloned();
             if let Some(sender) = sender {
-                let _ = sender.try_send(format!(r#"{{"type":"typing_start","channel_id":"{id}"}}"#));
+                let frame = if action == Action::Typing {
+                    format!(r#"{{"type":"typing_start","channel_id":"{id}"}}"#)
+                } else {
+                    session::RECONNECT.to_owned()
+                };
+                let _ = sender.try_send(frame);
             }
         }
         Action::History => {
@@ -577,11 +587,15 @@ async fn send(run: &Arc<Run>, user: usize, channel: usize, scheduled: Instant, r
 }
 
 /// Polls the message's read (no `min_position`) until it is visible: the projection lag after the 202.
+/// Polls every 5 ms, backing off to 50 ms as the lag grows (so a lagging system is not also flooded with
+/// polls; the resolution is 5 ms below 20 ms of lag, 50 ms above ~300 ms), at most 20 probes at once.
 async fn projection_lag(run: &Arc<Run>, user: usize, channel: usize, message: MessageId) {
+    let Some(_probe) = run.lag_probes.try_acquire().ok() else { return };
     let world = run.world();
     let acknowledged = Instant::now();
     let id = world.channels[channel].id.clone();
     let deadline = acknowledged + Duration::from_secs(120);
+    let mut pause = Duration::from_millis(5);
     loop {
         let result = world.read(user, |client| {
             let id = id.clone();
@@ -593,7 +607,8 @@ async fn projection_lag(run: &Arc<Run>, user: usize, channel: usize, message: Me
                 return;
             }
             Err(code) if Instant::now() < deadline && (code == "message_not_found" || code == "not_found") => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 3 / 2).min(Duration::from_millis(50));
             }
             Err(code) => {
                 run.metrics().error(metrics::PROJECTION, code);
