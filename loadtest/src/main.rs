@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout)] // a command-line tool: results on stdout, progress on stderr
 
 mod measure;
+mod peer;
 mod query_bench;
 mod scenario;
 mod search_bench;
@@ -25,6 +26,10 @@ const USAGE: &str = "usage: loadtest scenario steady|spike|heavy|upload-storm|sm
   The seed's scenarios against release builds of the three services (cargo build --release -p command-api
   -p projector -p query-api -p loadtest) on the local stack; fails on any correctness violation. Needs an
   open-file limit above --users (ulimit -n \"$(ulimit -Hn)\").
+       loadtest peer-synapse [--users 200] [--group-size 8] [--workers 16] [--rate 20] [--seconds 30]
+                          [--partitions 12] [--bin-dir DIR] [--json PATH]
+  The same message workload against Matrix Synapse and ChatSDK, as ratios. Start the peer first:
+  loadtest/peers/synapse up && eval \"$(loadtest/peers/synapse env)\"
        loadtest send-bench [--rate 1000] [--seconds 20] [--workers 32] [--channels 100]
                           [--users-per-channel 10] [--partitions 12] [--text-bytes 120]
                           [--bin-dir DIR] [--json PATH]
@@ -65,6 +70,22 @@ async fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("loadtest scenario: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("{error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+        Some("peer-synapse") => match peer_options(&arguments[1..]) {
+            Ok(options) => match peer::run(options).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("loadtest peer-synapse: {error:#}");
                     ExitCode::FAILURE
                 }
             },
@@ -187,6 +208,37 @@ fn scenario_options(arguments: &[String]) -> Result<scenario::Options, String> {
         Ok(true)
     })?;
     options.scenario.validate()?;
+    Ok(options)
+}
+
+fn peer_options(arguments: &[String]) -> Result<peer::Options, String> {
+    let mut options = peer::Options {
+        users: 200,
+        group_size: 8,
+        workers: 16,
+        rate: 20.0,
+        seconds: 30,
+        partitions: 12,
+        bin_dir: stack::default_bin_dir(),
+        json: None,
+    };
+    flags(arguments, |flag, value| {
+        match flag {
+            "--users" => options.users = number(flag, value)?,
+            "--group-size" => options.group_size = number(flag, value)?,
+            "--workers" => options.workers = number(flag, value)?,
+            "--rate" => options.rate = number(flag, value)?,
+            "--seconds" => options.seconds = number(flag, value)?,
+            "--partitions" => options.partitions = number(flag, value)?,
+            "--bin-dir" => options.bin_dir = PathBuf::from(value),
+            "--json" => options.json = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    if options.users < 2 || options.group_size < 2 || options.workers == 0 || options.seconds == 0 || options.rate <= 0.0 {
+        return Err("users and group size (at least 2), workers, seconds and rate must be positive".to_owned());
+    }
     Ok(options)
 }
 
