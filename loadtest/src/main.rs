@@ -236,7 +236,12 @@ fn peer_options(arguments: &[String]) -> Result<peer::Options, String> {
         }
         Ok(true)
     })?;
-    if options.users < 2 || options.group_size < 2 || options.workers == 0 || options.seconds == 0 || options.rate <= 0.0 {
+    if options.users < 2
+        || options.group_size < 2
+        || options.workers == 0
+        || options.seconds == 0
+        || options.rate <= 0.0
+    {
         return Err("users and group size (at least 2), workers, seconds and rate must be positive".to_owned());
     }
     Ok(options)

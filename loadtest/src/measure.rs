@@ -45,15 +45,15 @@ impl Default for Recorder {
 
 impl Recorder {
     pub fn new() -> Self {
-        // 1 µs to 60 s at 3 significant digits.
-        let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"));
+        // 1 µs to 5 minutes at 3 significant digits.
+        let histogram = Histogram::new_with_bounds(1, 300_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"));
         Self { histogram, errors: BTreeMap::new() }
     }
 
     pub fn record(&mut self, latency: Duration, outcome: Result<(), String>) {
         match outcome {
             Ok(()) => {
-                let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, 60_000_000);
+                let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, 300_000_000);
                 self.histogram.saturating_record(micros);
             }
             Err(code) => *self.errors.entry(code).or_default() += 1,

@@ -148,10 +148,9 @@ fn render(report: &Report) -> String {
     let runs: Vec<RunStats> = [synapse, chatsdk]
         .iter()
         .flat_map(|side| {
-            [&side.closed_loop, &side.open_loop, &side.delivery].into_iter().map(|run| RunStats {
-                label: format!("{}: {}", side.system, run.label),
-                ..run.clone()
-            })
+            [&side.closed_loop, &side.open_loop, &side.delivery]
+                .into_iter()
+                .map(|run| RunStats { label: format!("{}: {}", side.system, run.label), ..run.clone() })
         })
         .collect();
     let mut text = markdown(&runs);
@@ -200,7 +199,8 @@ async fn register(http: &reqwest::Client, url: &str, secret: &str, name: &str) -
     }
     // Registered by an earlier run: log in instead.
     anyhow::ensure!(answer["errcode"] == "M_USER_IN_USE", "registering {name}: {status} {answer}");
-    let login = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": password});
+    let login =
+        json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": password});
     let answer: Value = http.post(format!("{url}/_matrix/client/v3/login")).json(&login).send().await?.json().await?;
     answer["access_token"].as_str().map(str::to_owned).with_context(|| format!("logging in {name}: {answer}"))
 }
@@ -233,9 +233,10 @@ async fn synapse_side(options: &Options, http: &reqwest::Client, url: &str, secr
         let members: Vec<usize> = (*creator..(*creator + options.group_size).min(options.users)).collect();
         let invite: Vec<String> = members[1..].iter().map(|user| format!("@lt{run}u{user}:localhost")).collect();
         let body = json!({"preset": "private_chat", "name": format!("room {creator}"), "invite": invite});
-        let created = matrix(http, Method::POST, format!("{url}/_matrix/client/v3/createRoom"), &tokens[*creator], &body)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let created =
+            matrix(http, Method::POST, format!("{url}/_matrix/client/v3/createRoom"), &tokens[*creator], &body)
+                .await
+                .map_err(anyhow::Error::msg)?;
         let room = created["room_id"].as_str().context("no room id")?.to_owned();
         let encoded: String = form_urlencoded::byte_serialize(room.as_bytes()).collect();
         for member in &members[1..] {
@@ -247,8 +248,14 @@ async fn synapse_side(options: &Options, http: &reqwest::Client, url: &str, secr
     let (tokens, room_ids, room_of) = (Arc::new(tokens), Arc::new(room_ids), Arc::new(room_of));
     let txn = Arc::new(AtomicU64::new(0));
     let send = {
-        let (http, url, tokens, room_ids, room_of, txn) =
-            (http.clone(), url.to_owned(), Arc::clone(&tokens), Arc::clone(&room_ids), Arc::clone(&room_of), Arc::clone(&txn));
+        let (http, url, tokens, room_ids, room_of, txn) = (
+            http.clone(),
+            url.to_owned(),
+            Arc::clone(&tokens),
+            Arc::clone(&room_ids),
+            Arc::clone(&room_of),
+            Arc::clone(&txn),
+        );
         move |user: usize, seq: Option<u64>| {
             let id = txn.fetch_add(1, Ordering::Relaxed);
             let endpoint =
@@ -376,7 +383,8 @@ async fn chatsdk_workload(stack: &Stack, options: &Options, deployment: &Deploym
     }
     deployment.wait_caught_up(stack, options.partitions).await?;
     let now = chrono::Utc::now().timestamp();
-    let tokens: Vec<String> = users.iter().map(|user| mint(&app.api_secret, &Claims::new(user, now, 24 * 3600))).collect();
+    let tokens: Vec<String> =
+        users.iter().map(|user| mint(&app.api_secret, &Claims::new(user, now, 24 * 3600))).collect();
     let clients: Arc<Vec<Client>> = Arc::new(
         tokens
             .iter()
@@ -389,7 +397,8 @@ async fn chatsdk_workload(stack: &Stack, options: &Options, deployment: &Deploym
     let (channels, room_of) = (Arc::new(channels), Arc::new(room_of));
     let key = Arc::new(AtomicU64::new(0));
     let send = {
-        let (clients, channels, room_of, key) = (Arc::clone(&clients), Arc::clone(&channels), Arc::clone(&room_of), Arc::clone(&key));
+        let (clients, channels, room_of, key) =
+            (Arc::clone(&clients), Arc::clone(&channels), Arc::clone(&room_of), Arc::clone(&key));
         move |user: usize, seq: Option<u64>| {
             let (client, channel) = (clients[user].clone(), channels[room_of[user]].clone());
             let request = SendMessage {

@@ -54,7 +54,7 @@ struct Window {
 
 impl Window {
     fn new() -> Self {
-        let histogram = || Histogram::new_with_bounds(1, 120_000_000, 2).unwrap_or_else(|_| unreachable!("bounds"));
+        let histogram = || Histogram::new_with_bounds(1, 300_000_000, 3).unwrap_or_else(|_| unreachable!("bounds"));
         Self { send: histogram(), delivery: histogram(), projection: histogram(), counts: BTreeMap::new(), errors: 0 }
     }
 }
@@ -134,7 +134,7 @@ impl Metrics {
 
     /// An operation of `kind` that took `took`, finished now.
     pub fn latency(&self, kind: &'static str, took: Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).clamp(1, 120_000_000);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).clamp(1, 300_000_000);
         self.with(Instant::now(), |inner, index| {
             inner.totals.entry(kind).or_default().record(took, Ok(()));
             let window = &mut inner.windows[index];

@@ -27,14 +27,14 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use config::{Options, Scenario};
-pub use session::parse_marker;
 use metrics::{Count, Gauges, Metrics};
 use report::{Kill, ProcessUsage, Report, Storm};
+pub use session::parse_marker;
 use session::{Chain, Shared, Stop};
 use world::{Kind, World};
 
 use crate::measure::Random;
-use crate::stack::{Deployment, Stack, file_limit, usage};
+use crate::stack::{Deployment, Process, Stack, file_limit, usage};
 
 /// Words of the simulated messages (and of the searches).
 const WORDS: [&str; 24] = [
@@ -73,6 +73,25 @@ enum Action {
     /// The socket drops and resumes with its token (measures connect; exercises resume under load).
     Reconnect,
 }
+
+impl Action {
+    /// The operation its latency and errors are recorded under.
+    fn kind(self) -> &'static str {
+        match self {
+            Action::Send => metrics::SEND,
+            Action::React => metrics::REACT,
+            Action::MarkRead => metrics::MARK_READ,
+            Action::History => metrics::HISTORY,
+            Action::Sync => metrics::SYNC,
+            Action::Search => metrics::SEARCH,
+            Action::Edit => metrics::EDIT,
+            Action::Typing | Action::Reconnect => metrics::CONNECT,
+        }
+    }
+}
+
+/// Actions in flight beyond which the scheduler records `overloaded` instead of starting more.
+const MAX_IN_FLIGHT: usize = 20_000;
 
 /// A running session's handles.
 #[derive(Debug)]
@@ -230,66 +249,83 @@ async fn drive(stack: &Stack, options: &Options, deployment: &mut Deployment) ->
     } else {
         None
     };
-    let mut kills = Vec::new();
-    let mut pending_kills: Vec<(f64, &'static str)> =
-        if scenario.kill { vec![(0.4, "command-api"), (0.5, "projector"), (0.6, "query-api")] } else { Vec::new() };
+    // Kills and the spike's ramp run beside the scheduler, so their waits never delay scheduled actions.
+    let victims: Vec<(f64, Process)> = if scenario.kill {
+        [(0.4, deployment.apis.pop()), (0.5, deployment.projectors.pop()), (0.6, deployment.queries.pop())]
+            .into_iter()
+            .filter_map(|(share, process)| Some((share, process?)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let killer = tokio::spawn(kill_on_time(victims, began, window));
+    let ramp = tokio::spawn(ramp(Arc::clone(&run), sessions, began, window));
+    let cpu_at_begin: HashMap<u32, f64> = pids.iter().map(|(_, pid)| (*pid, usage(*pid).cpu_seconds)).collect();
     let mut actions = JoinSet::new();
     let mut random = Random(0x5CE7_A210);
     let mut next = began;
-    let mut next_ramp = began;
     let weight: f64 = 1.0 + MIX.iter().map(|(_, weight)| weight).sum::<f64>() * scenario.other_actions;
     while next < began + window {
-        let at = next.duration_since(began).as_secs_f64();
-        // Spike: move the connected population towards the plan, four times a second.
-        if next >= next_ramp {
-            connect_users(&run, &mut sessions, scenario.connected_at(at / scenario.seconds as f64)).await?;
-            next_ramp = Instant::now() + Duration::from_millis(250);
-        }
-        if let Some(position) = pending_kills.iter().position(|(share, _)| at >= share * scenario.seconds as f64) {
-            let (_, service) = pending_kills.remove(position);
-            kills.push(kill(deployment, service, at).await);
-        }
         let connected = run.world().connected.load(Ordering::Relaxed);
         let rate = scenario.message_rate(connected) * weight;
         if rate <= 0.0 {
             next += Duration::from_millis(100);
+            tokio::time::sleep_until(next.into()).await;
             continue;
         }
         tokio::time::sleep_until(next.into()).await;
         while actions.try_join_next().is_some() {}
         let action = pick_action(&mut random, weight, scenario.other_actions);
-        if let Some(user) = pick_user(&run, &mut random, connected, action == Action::Sync)
-            && actions.len() < 20_000
-        {
-            let seed = random.next();
-            actions.spawn(act(Arc::clone(&run), action, user, next, seed));
-        } else if actions.len() >= 20_000 {
-            metrics.error(metrics::SEND, "overloaded (20,000 actions in flight)".to_owned());
+        if action == Action::Send {
+            metrics.count(Count::Offered, 1);
+        }
+        if let Some(user) = pick_user(&run, &mut random, connected, action == Action::Sync) {
+            if actions.len() < MAX_IN_FLIGHT {
+                let seed = random.next();
+                actions.spawn(act(Arc::clone(&run), action, user, next, seed));
+            } else {
+                metrics.error(action.kind(), format!("overloaded ({MAX_IN_FLIGHT} actions in flight)"));
+            }
         }
         next += Duration::from_secs_f64(1.0 / rate);
     }
     let window_end = Instant::now();
+    let cpu_at_end: HashMap<u32, f64> = pids.iter().map(|(_, pid)| (*pid, usage(*pid).cpu_seconds)).collect();
     eprintln!("\nrun over; waiting for actions in flight, the projectors and every socket to catch up");
     let drain_deadline = Instant::now() + Duration::from_secs(60);
     while !actions.is_empty() && Instant::now() < drain_deadline {
-        if tokio::time::timeout(Duration::from_secs(1), actions.join_next()).await.is_err() {
-            continue;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), actions.join_next()).await;
+    }
+    if !actions.is_empty() {
+        metrics.error(metrics::SEND, format!("abandoned after 60 s ({} actions of all kinds)", actions.len()));
     }
     actions.abort_all();
     let storm = match storm {
         Some(storm) => Some(storm.await.context("upload storm task")?),
         None => None,
     };
+    let (victims, kills) = killer.await.context("kill task")?;
+    for process in victims {
+        let processes = if process.name.starts_with("command-api") {
+            &mut deployment.apis
+        } else if process.name.starts_with("projector") {
+            &mut deployment.projectors
+        } else {
+            &mut deployment.queries
+        };
+        processes.push(process);
+    }
+    let sessions = ramp.await.context("ramp task")??;
     let catch_up = deployment.wait_caught_up(stack, scenario.partitions).await?;
     sampling.store(0, Ordering::Relaxed);
     let _ = progress.await;
     let _ = sampler.await;
     let elapsed = window_end.duration_since(began);
 
-    // Drain: every session reads until its stream covers the log's end, then closes.
+    // Drain: every session reads until its stream covers the log's end, then closes. Heartbeats (every 15 s
+    // of silence, checked every 15 s) bring the last token to idle sockets within 30 s.
     let ends = chatsdk_search::consumer::log_ends(&stack.kafka, &deployment.topic).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     let mut chains = Vec::new();
     let handles: Vec<SessionHandle> = sessions.live.into_iter().flatten().chain(sessions.retired).collect();
     for handle in &handles {
@@ -322,17 +358,17 @@ async fn drive(stack: &Stack, options: &Options, deployment: &mut Deployment) ->
         verdict.examples.push(format!("{retry_mismatches} retried sends got another message_id"));
     }
 
-    let baselines = if options.baselines { Some(report::baselines(stack, deployment).await?) } else { None };
-    let processes = deployment
-        .processes()
-        .map(|process| {
-            let killed = kills.iter().find(|kill: &&Kill| kill.process == process.name);
-            let (cpu_seconds, peak_rss_mib) = match (killed, process.pid()) {
-                (Some(kill), _) => (kill.cpu_seconds, kill.peak_rss_mib),
-                (None, Some(pid)) => (usage(pid).cpu_seconds, usage(pid).peak_rss_mib),
-                (None, None) => (0.0, 0.0),
-            };
-            ProcessUsage { name: process.name.clone(), cpu_seconds, peak_rss_mib, killed: killed.is_some() }
+    let baselines =
+        if options.baselines { Some(report::baselines(stack, deployment, scenario.partitions).await?) } else { None };
+    // CPU during the measured run (a killed process: until its kill); peak RSS over its life.
+    let processes = pids
+        .iter()
+        .map(|(name, pid)| {
+            let killed = kills.iter().find(|kill: &&Kill| kill.process == *name);
+            let end = killed.map_or_else(|| cpu_at_end.get(pid).copied().unwrap_or(0.0), |kill| kill.cpu_seconds);
+            let begin = cpu_at_begin.get(pid).copied().unwrap_or(0.0);
+            let peak_rss_mib = killed.map_or_else(|| usage(*pid).peak_rss_mib, |kill| kill.peak_rss_mib);
+            ProcessUsage { name: name.clone(), cpu_seconds: end - begin, peak_rss_mib, killed: killed.is_some() }
         })
         .collect();
     let (accepted, delivered, typing) = metrics.sums();
@@ -362,7 +398,7 @@ async fn drive(stack: &Stack, options: &Options, deployment: &mut Deployment) ->
 async fn connect_users(run: &Arc<Run>, sessions: &mut Sessions, target: usize) -> anyhow::Result<()> {
     let world = run.world();
     let mut connected = world.connected.load(Ordering::Relaxed);
-    // Joining users connect in batches of 200, each batch waited for (bounded), like a login wave.
+    // Joining users log in in batches of 200, each batch waited for (30 s at most), like a login wave.
     while connected < target {
         let batch = (target - connected).min(200);
         let mut waits = Vec::new();
@@ -375,11 +411,17 @@ async fn connect_users(run: &Arc<Run>, sessions: &mut Sessions, target: usize) -
             if let Some(old) = sessions.live[user].replace(SessionHandle { stop, join }) {
                 sessions.retired.push(old);
             }
-            waits.push(up_rx);
-            tokio::spawn(open_app(Arc::clone(run), user));
+            let run = Arc::clone(run);
+            // A login: the socket is live, then the app loads its channel list and first channel.
+            waits.push(tokio::spawn(async move {
+                if up_rx.await.is_ok() {
+                    open_app(run, user).await;
+                }
+            }));
         }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         for wait in waits {
-            let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+            let _ = tokio::time::timeout_at(deadline, wait).await;
         }
         connected += batch;
         world.connected.store(connected, Ordering::Relaxed);
@@ -551,7 +593,6 @@ async fn send(run: &Arc<Run>, user: usize, channel: usize, scheduled: Instant, r
     let metrics = run.metrics();
     let seq = run.sequence.fetch_add(1, Ordering::Relaxed);
     run.shared.schedule(seq, scheduled);
-    metrics.count(Count::Offered, 1);
     let request =
         SendMessage { client_msg_id: Some(format!("m{seq}")), ..SendMessage::text(message_text(seq, user, random)) };
     let id = world.channels[channel].id.clone();
@@ -568,6 +609,7 @@ async fn send(run: &Arc<Run>, user: usize, channel: usize, scheduled: Instant, r
             return;
         }
     };
+    let acknowledged_at = Instant::now();
     metrics.latency(metrics::SEND, scheduled.elapsed());
     metrics.count(Count::Accepted, 1);
     let Some(message) = accepted.message_id else { return };
@@ -582,17 +624,19 @@ async fn send(run: &Arc<Run>, user: usize, channel: usize, scheduled: Instant, r
         run.retry_mismatches.fetch_add(1, Ordering::Relaxed);
     }
     if seq.is_multiple_of(run.lag_every) {
-        projection_lag(run, user, channel, message).await;
+        projection_lag(run, user, channel, message, acknowledged_at).await;
     }
 }
 
 /// Polls the message's read (no `min_position`) until it is visible: the projection lag after the 202.
 /// Polls every 5 ms, backing off to 50 ms as the lag grows (so a lagging system is not also flooded with
 /// polls; the resolution is 5 ms below 20 ms of lag, 50 ms above ~300 ms), at most 20 probes at once.
-async fn projection_lag(run: &Arc<Run>, user: usize, channel: usize, message: MessageId) {
-    let Some(_probe) = run.lag_probes.try_acquire().ok() else { return };
+async fn projection_lag(run: &Arc<Run>, user: usize, channel: usize, message: MessageId, acknowledged: Instant) {
+    let Some(_probe) = run.lag_probes.try_acquire().ok() else {
+        run.metrics().error(metrics::PROJECTION, "not sampled (20 probes in flight)".to_owned());
+        return;
+    };
     let world = run.world();
-    let acknowledged = Instant::now();
     let id = world.channels[channel].id.clone();
     let deadline = acknowledged + Duration::from_secs(120);
     let mut pause = Duration::from_millis(5);
@@ -618,22 +662,36 @@ async fn projection_lag(run: &Arc<Run>, user: usize, channel: usize, message: Me
     }
 }
 
-/// Kills one process of `service` (the last one), as a crash.
-async fn kill(deployment: &mut Deployment, service: &'static str, at: f64) -> Kill {
-    let processes = match service {
-        "command-api" => &mut deployment.apis,
-        "projector" => &mut deployment.projectors,
-        _ => &mut deployment.queries,
-    };
-    let process = processes.last_mut();
-    let name = process.as_ref().map(|process| process.name.clone()).unwrap_or_default();
-    // Its usage up to the kill (a dead process has no /proc entry).
-    let before = process.as_ref().and_then(|process| process.pid()).map(usage).unwrap_or_default();
-    if let Some(process) = process {
+/// Kills each victim (SIGKILL, as a crash) at its share of the run; gives them back with what happened.
+async fn kill_on_time(victims: Vec<(f64, Process)>, began: Instant, window: Duration) -> (Vec<Process>, Vec<Kill>) {
+    let mut kills = Vec::new();
+    let mut killed = Vec::new();
+    for (share, mut process) in victims {
+        tokio::time::sleep_until((began + window.mul_f64(share)).into()).await;
+        // Its usage up to the kill (a dead process has no /proc entry).
+        let before = process.pid().map(usage).unwrap_or_default();
         process.kill().await;
+        let at_seconds = began.elapsed().as_secs_f64();
+        eprintln!("\nkilled {} (SIGKILL) at {at_seconds:.0} s", process.name);
+        kills.push(Kill {
+            process: process.name.clone(),
+            at_seconds,
+            cpu_seconds: before.cpu_seconds,
+            peak_rss_mib: before.peak_rss_mib,
+        });
+        killed.push(process);
     }
-    eprintln!("\nkilled {name} (SIGKILL) at {at:.0} s");
-    Kill { process: name, at_seconds: at, cpu_seconds: before.cpu_seconds, peak_rss_mib: before.peak_rss_mib }
+    (killed, kills)
+}
+
+/// Moves the connected population towards the scenario's plan four times a second until the run ends.
+async fn ramp(run: Arc<Run>, mut sessions: Sessions, began: Instant, window: Duration) -> anyhow::Result<Sessions> {
+    while began.elapsed() < window {
+        let progress = began.elapsed().as_secs_f64() / window.as_secs_f64();
+        connect_users(&run, &mut sessions, run.scenario.connected_at(progress)).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(sessions)
 }
 
 /// Samples the gauges at the end of each window while `running` is set.
@@ -719,6 +777,7 @@ async fn upload_storm(run: Arc<Run>, start: Instant, api_pids: Vec<u32>) -> Stor
     }
     let mut peak = before;
     let (mut completed, mut failed) = (0, 0);
+    let mut every = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
@@ -726,7 +785,7 @@ async fn upload_storm(run: Arc<Run>, start: Instant, api_pids: Vec<u32>) -> Stor
                 Some(_) => failed += 1,
                 None => break,
             },
-            () = tokio::time::sleep(Duration::from_millis(20)) => peak = peak.max(rss()),
+            _ = every.tick() => peak = peak.max(rss()),
         }
     }
     Storm {

@@ -229,11 +229,20 @@ pub async fn run(
                     chains.push(ended);
                     token = None;
                 }
+                // A client keeps trying (backing off to 1 s); draining, until the deadline — a chain that
+                // cannot reach the log's end by then is stalled, which fails the run.
                 failures += 1;
-                if failures > 20 || state != Stop::Run {
-                    break;
+                match &state {
+                    Stop::Leave => break,
+                    Stop::Drain(_, deadline) if Instant::now() > *deadline => {
+                        if let Some(current) = chain.as_mut() {
+                            current.stalled = true;
+                        }
+                        break;
+                    }
+                    _ => {}
                 }
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(failures))).await;
+                tokio::time::sleep(Duration::from_millis((50 * u64::from(failures)).min(1_000))).await;
                 continue;
             }
         };
@@ -344,7 +353,11 @@ pub async fn run(
                         let sent = socket.send(Message::Text(frame.into())).await;
                         shared.metrics.count(Count::Typing, u64::from(sent.is_ok()));
                     }
-                    None => {}
+                    // The user left (its frame channel is gone).
+                    None => {
+                        let _ = socket.close(None).await;
+                        break 'connections;
+                    }
                 },
                 changed = stop.changed() => {
                     if changed.is_err() {

@@ -149,6 +149,14 @@ fn judge_chain(
             verdict.duplicates += 1;
             verdict.example(format!("user {} received message {:x} twice", chain.user, receipt.message));
         }
+        if !within(&chain.start, &chain.end, receipt.partition, receipt.offset) {
+            verdict.unexpected += 1;
+            verdict.example(format!(
+                "user {} received offset {} of partition {}, outside the window its tokens promise",
+                chain.user, receipt.offset, receipt.partition
+            ));
+            continue;
+        }
         match held.get(&receipt.message) {
             Some(message) if mine.contains(&message.channel) && message.partition == receipt.partition => {
                 let last = last_offset.entry(message.channel).or_insert(-1);
@@ -200,9 +208,18 @@ fn judge_sync(verdict: &mut Verdict, user: usize, events: &[LoggedEvent], eviden
     // Per channel: message ids in first-seen order, and each message's latest text.
     let mut order: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut texts: HashMap<String, String> = HashMap::new();
+    let mine: HashSet<usize> = evidence.memberships[user].iter().copied().collect();
     for logged in events {
         let event = &logged.event;
-        let Some(channel) = event["channel_id"].as_str().and_then(|id| index_of.get(id)) else { continue };
+        let known = event["channel_id"].as_str().and_then(|id| index_of.get(id));
+        let Some(channel) = known.filter(|channel| mine.contains(channel)) else {
+            // Sync must only answer the caller's channels.
+            if event["type"] == "message.sent" {
+                verdict.sync_mismatches += 1;
+                verdict.example(format!("user {user}: sync returned a message of channel {}", event["channel_id"]));
+            }
+            continue;
+        };
         let (Some(kind), Some(id)) = (event["type"].as_str(), event["payload"]["message_id"].as_str()) else {
             continue;
         };
@@ -325,6 +342,14 @@ mod tests {
         assert_eq!(judge_with(&[chain(all.clone(), 0, 14)], &syncs, &lost).lost_sends, 1);
         let short_sync = vec![(0, syncs[0].1[..3].to_vec())];
         assert_eq!(judge_with(&[chain(all.clone(), 0, 14)], &short_sync, &acknowledged).sync_mismatches, 1);
+        // Delivered before the window began (a replay the token did not ask for).
+        assert_eq!(judge_with(&[chain(all.clone(), 11, 14)], &syncs, &acknowledged).unexpected, 1);
+        let mut leaked = syncs[0].1.clone();
+        leaked.push(serde_json::from_value(serde_json::json!({
+            "position": {"partition": 0, "offset": 30},
+            "event": {"type": "message.sent", "channel_id": "other", "payload": {"message_id": uuid::Uuid::new_v4(), "text": "x"}}
+        })).unwrap_or_else(|error| panic!("{error}")));
+        assert_eq!(judge_with(&[chain(all.clone(), 0, 14)], &[(0, leaked)], &acknowledged).sync_mismatches, 1);
         let mut edited = syncs[0].1.clone();
         edited.push(
             serde_json::from_value(serde_json::json!({

@@ -185,8 +185,11 @@ impl World {
             match op(node).await {
                 Ok(value) => return Ok(value),
                 Err(ClientError::Transport(error)) => {
-                    if error.is_connect() {
+                    // Only a refused connection says the node is gone (a timeout may be a busy node).
+                    if refused(&error) {
                         nodes.mark_down(node);
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                     }
                     last = "transport".to_owned();
                 }
@@ -200,8 +203,8 @@ impl World {
         Err(last)
     }
 
-    /// Creates the channels: every user in one group of `group_size` and one DM with a neighbour, and
-    /// `public_channels` public channels of up to `public_members` members each.
+    /// Creates the channels: every user in one group of `group_size` and one DM with a neighbour (all but the
+    /// last of an odd count), and `public_channels` public channels of up to `public_members` members each.
     pub async fn populate(&mut self, shape: Shape) -> anyhow::Result<()> {
         let users = self.users.len();
         let mut plans: Vec<(Kind, Vec<usize>)> = Vec::new();
@@ -250,6 +253,20 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// Whether a request failed because nothing listens at the node's address.
+fn refused(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// What channel creation needs of the world, shareable with the creating tasks.
