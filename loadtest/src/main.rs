@@ -61,105 +61,40 @@ async fn main() -> ExitCode {
         };
     }
     let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let rest = arguments.get(1..).unwrap_or_default();
     match arguments.first().map(String::as_str) {
-        Some("scenario") => match scenario_options(&arguments[1..]) {
-            Ok(options) => match scenario::run(options).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("loadtest scenario: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{error}\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
-        Some("peer-synapse") => match peer_options(&arguments[1..]) {
-            Ok(options) => match peer::run(options).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("loadtest peer-synapse: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{error}\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
-        Some("send-bench") => match options(&arguments[1..]) {
-            Ok(options) => match send_bench::run(options).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("loadtest send-bench: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{error}\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
-        Some("query-bench") => match query_options(&arguments[1..]) {
-            Ok(options) => match query_bench::run(options).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("loadtest query-bench: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{error}\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
-        Some("search-bench") => match search_options(&arguments[1..]) {
-            Ok(options) => match search_bench::run(options).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("loadtest search-bench: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{error}\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
-        Some("upload-storm") => match storm_options(&arguments[1..]) {
-            Ok(options) => match upload_storm::run(options).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("loadtest upload-storm: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{error}\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
+        Some("scenario") => command("scenario", scenario_options(rest), scenario::run).await,
+        Some("peer-synapse") => command("peer-synapse", peer_options(rest), peer::run).await,
+        Some("send-bench") => command("send-bench", options(rest), send_bench::run).await,
+        Some("query-bench") => command("query-bench", query_options(rest), query_bench::run).await,
+        Some("search-bench") => command("search-bench", search_options(rest), search_bench::run).await,
+        Some("upload-storm") => command("upload-storm", storm_options(rest), upload_storm::run).await,
         _ => {
             eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one subcommand: its report on stdout; a usage error exits 2, a failed run 1.
+async fn command<O, F, Fut>(name: &str, options: Result<O, String>, run: F) -> ExitCode
+where
+    F: FnOnce(O) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    match options {
+        Ok(options) => match run(options).await {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("loadtest {name}: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(error) => {
+            eprintln!("{error}\n{USAGE}");
             ExitCode::from(2)
         }
     }

@@ -11,6 +11,7 @@
 //! `join`, messages by `PUT /rooms/{room}/send/m.room.message/{txnId}`, delivery by `/sync`.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -267,14 +268,7 @@ async fn synapse_side(options: &Options, http: &reqwest::Client, url: &str, secr
             }
         }
     };
-    let users = options.users;
-    let duration = Duration::from_secs(options.seconds);
-    let closed = {
-        let send = send.clone();
-        move |i: u64| send((i as usize * 7919) % users, None)
-    };
-    closed_loop("warm-up", options.workers, Duration::from_secs(2), closed.clone()).await;
-    let closed_loop = closed_loop("send", options.workers, duration, closed).await;
+    let closed_loop = closed_phase(send.clone(), options).await;
 
     // Receivers: one member of each room long-polls /sync from now on.
     let probe = Arc::new(Probe::new((options.rate * options.seconds as f64 * 1.2) as usize + 100));
@@ -306,12 +300,47 @@ async fn synapse_side(options: &Options, http: &reqwest::Client, url: &str, secr
             }
         });
     }
+    let open_loop = open_phase(send, &probe, options).await;
+    let side = finish("Synapse", closed_loop, open_loop, &probe, options).await;
+    listeners.abort_all();
+    Ok(side)
+}
+
+/// The sender of message `seq` (or of an unmarked one) as `user`.
+trait Sender: Fn(usize, Option<u64>) -> Self::Sending + Clone + Send + 'static {
+    type Sending: Future<Output = Result<(), String>> + Send + 'static;
+}
+
+impl<F, Fut> Sender for F
+where
+    F: Fn(usize, Option<u64>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    type Sending = Fut;
+}
+
+/// The user sending the `i`-th message of a phase.
+fn sender_of(i: u64, options: &Options) -> usize {
+    (i as usize * 7919) % options.users
+}
+
+/// Phase 1: `workers` senders back to back (after a 2 s warm-up): the sustained throughput.
+async fn closed_phase(send: impl Sender, options: &Options) -> RunStats {
+    let closed = {
+        let options = options.clone();
+        move |i: u64| send(sender_of(i, &options), None)
+    };
+    closed_loop("warm-up", options.workers, Duration::from_secs(2), closed.clone()).await;
+    closed_loop("send", options.workers, Duration::from_secs(options.seconds), closed).await
+}
+
+/// Phase 2: marked messages at `rate` (open loop), each scheduled in `probe` for the receivers.
+async fn open_phase(send: impl Sender, probe: &Arc<Probe>, options: &Options) -> RunStats {
     let open = {
-        let (send, probe) = (send.clone(), Arc::clone(&probe));
+        let (probe, options) = (Arc::clone(probe), options.clone());
         move |i: u64| {
-            let user = (i as usize * 7919) % users;
             probe.schedule(i);
-            let (sending, probe) = (send(user, Some(i)), Arc::clone(&probe));
+            let (sending, probe) = (send(sender_of(i, &options), Some(i)), Arc::clone(&probe));
             async move {
                 sending.await?;
                 probe.accepted.lock().unwrap_or_else(PoisonError::into_inner).push(i);
@@ -319,10 +348,7 @@ async fn synapse_side(options: &Options, http: &reqwest::Client, url: &str, secr
             }
         }
     };
-    let open_loop = fixed_rate("send", options.rate, duration, 10_000, open).await;
-    let side = finish("Synapse", closed_loop, open_loop, &probe, options).await;
-    listeners.abort_all();
-    Ok(side)
+    fixed_rate("send", options.rate, Duration::from_secs(options.seconds), 10_000, open).await
 }
 
 /// Waits (bounded) for the expected deliveries and summarizes one side.
@@ -333,7 +359,7 @@ async fn finish(system: &str, closed_loop: RunStats, open_loop: RunStats, probe:
         accepted
             .iter()
             .filter(|seq| {
-                let sender = (**seq as usize * 7919) % options.users;
+                let sender = sender_of(**seq, options);
                 receivers[room_of[sender]] != sender
             })
             .count() as u64
@@ -408,14 +434,7 @@ async fn chatsdk_workload(stack: &Stack, options: &Options, deployment: &Deploym
             async move { client.send_message(&channel, &request).await.map(|_| ()).map_err(|error| error.to_string()) }
         }
     };
-    let users_count = options.users;
-    let duration = Duration::from_secs(options.seconds);
-    let closed = {
-        let send = send.clone();
-        move |i: u64| send((i as usize * 7919) % users_count, None)
-    };
-    closed_loop("warm-up", options.workers, Duration::from_secs(2), closed.clone()).await;
-    let closed_loop = closed_loop("send", options.workers, duration, closed).await;
+    let closed_loop = closed_phase(send.clone(), options).await;
     deployment.wait_caught_up(stack, options.partitions).await?;
 
     let probe = Arc::new(Probe::new((options.rate * options.seconds as f64 * 1.2) as usize + 100));
@@ -440,20 +459,7 @@ async fn chatsdk_workload(stack: &Stack, options: &Options, deployment: &Deploym
             }
         });
     }
-    let open = {
-        let (send, probe) = (send.clone(), Arc::clone(&probe));
-        move |i: u64| {
-            let user = (i as usize * 7919) % users_count;
-            probe.schedule(i);
-            let (sending, probe) = (send(user, Some(i)), Arc::clone(&probe));
-            async move {
-                sending.await?;
-                probe.accepted.lock().unwrap_or_else(PoisonError::into_inner).push(i);
-                Ok(())
-            }
-        }
-    };
-    let open_loop = fixed_rate("send", options.rate, duration, 10_000, open).await;
+    let open_loop = open_phase(send, &probe, options).await;
     let side = finish("ChatSDK", closed_loop, open_loop, &probe, options).await;
     listeners.abort_all();
     Ok(side)

@@ -161,17 +161,13 @@ impl Metrics {
         });
     }
 
-    /// Gauges sampled for the window that ends now.
-    pub fn gauges(&self, gauges: Gauges) {
-        let Some(began) = self.began() else { return };
-        let index = (began.elapsed().as_micros() / self.window.as_micros().max(1)) as usize;
+    /// Gauges sampled at the end of window `index`.
+    pub fn gauges(&self, index: usize, gauges: Gauges) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if index > 0 {
-            while inner.gauges.len() < index {
-                inner.gauges.push(Gauges::default());
-            }
-            inner.gauges[index - 1] = gauges;
+        while inner.gauges.len() <= index {
+            inner.gauges.push(Gauges::default());
         }
+        inner.gauges[index] = gauges;
     }
 
     /// Totals per kind over `elapsed`, in the summary's order.

@@ -699,21 +699,24 @@ async fn sample(run: Arc<Run>, pids: Vec<(String, u32)>, running: Arc<AtomicU64>
     let window = Duration::from_secs(run.scenario.window_secs);
     let Some(began) = run.metrics().began() else { return };
     let mut previous: HashMap<u32, f64> = pids.iter().map(|(_, pid)| (*pid, usage(*pid).cpu_seconds)).collect();
+    let mut last = Instant::now();
     let mut tick = 1;
     while running.load(Ordering::Relaxed) == 1 {
         tokio::time::sleep_until((began + window * tick).into()).await;
-        tick += 1;
+        // CPU over the time since the last sample (a busy machine wakes the sampler late).
+        let seconds = last.elapsed().as_secs_f64().max(0.001);
+        last = Instant::now();
         let mut processes = BTreeMap::new();
         for (name, pid) in &pids {
             let now = usage(*pid);
             if now.rss_mib > 0.0 {
                 let before = previous.insert(*pid, now.cpu_seconds).unwrap_or(now.cpu_seconds);
-                processes
-                    .insert(name.clone(), ((now.cpu_seconds - before) / window.as_secs_f64() * 100.0, now.rss_mib));
+                processes.insert(name.clone(), ((now.cpu_seconds - before) / seconds * 100.0, now.rss_mib));
             }
         }
         let connected_users = run.world().connected.load(Ordering::Relaxed);
-        run.metrics().gauges(Gauges { connected_users, processes });
+        run.metrics().gauges(tick as usize - 1, Gauges { connected_users, processes });
+        tick += 1;
     }
 }
 
