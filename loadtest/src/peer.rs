@@ -73,7 +73,8 @@ struct Probe {
     epoch: Instant,
     scheduled: Vec<AtomicU64>,
     delivery: Mutex<Recorder>,
-    received: AtomicU64,
+    /// Distinct messages received (a duplicate cannot hide a missing one).
+    received: Mutex<std::collections::HashSet<u64>>,
     accepted: Mutex<Vec<u64>>,
 }
 
@@ -83,7 +84,7 @@ impl Probe {
             epoch: Instant::now(),
             scheduled: (0..sends).map(|_| AtomicU64::new(0)).collect(),
             delivery: Mutex::new(Recorder::new()),
-            received: AtomicU64::new(0),
+            received: Mutex::default(),
             accepted: Mutex::default(),
         }
     }
@@ -98,10 +99,12 @@ impl Probe {
     fn receipt(&self, text: &str, receiver: usize) {
         let Some((seq, sender)) = parse_marker(text) else { return };
         let micros = self.scheduled.get(seq as usize).map_or(0, |slot| slot.load(Ordering::Relaxed));
-        if sender != receiver && micros > 0 {
+        let first = sender != receiver
+            && micros > 0
+            && self.received.lock().unwrap_or_else(PoisonError::into_inner).insert(seq);
+        if first {
             let at = self.epoch + Duration::from_micros(micros - 1);
             self.delivery.lock().unwrap_or_else(PoisonError::into_inner).record(at.elapsed(), Ok(()));
-            self.received.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -365,7 +368,8 @@ async fn finish(system: &str, closed_loop: RunStats, open_loop: RunStats, probe:
             .count() as u64
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while probe.received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+    let received = || probe.received.lock().unwrap_or_else(PoisonError::into_inner).len() as u64;
+    while received() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let window = Duration::from_secs_f64(open_loop.seconds);
@@ -376,7 +380,7 @@ async fn finish(system: &str, closed_loop: RunStats, open_loop: RunStats, probe:
         open_loop,
         delivery: delivery.finish("send → delivery", "open loop", window),
         deliveries_expected: expected,
-        deliveries_received: probe.received.load(Ordering::Relaxed),
+        deliveries_received: received(),
     }
 }
 

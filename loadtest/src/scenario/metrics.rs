@@ -41,6 +41,8 @@ pub enum Count {
     Typing,
     /// Socket reconnects (with a resume token).
     Reconnects,
+    /// Projection-lag samples skipped (too many probes in flight).
+    LagUnsampled,
 }
 
 #[derive(Debug)]
@@ -210,11 +212,13 @@ impl Metrics {
             .collect()
     }
 
-    /// (accepted, delivered, typing) over the whole timeline.
-    pub fn sums(&self) -> (u64, u64, u64) {
+    /// A counter summed over the first `windows` windows (the run) and over the rest (after it).
+    pub fn sum(&self, count: Count, windows: usize) -> (u64, u64) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let sum = |count: Count| inner.windows.iter().map(|w| w.counts.get(&count).copied().unwrap_or(0)).sum();
-        (sum(Count::Accepted), sum(Count::Delivered), sum(Count::Typing))
+        let of = |window: &Window| window.counts.get(&count).copied().unwrap_or(0);
+        let during = inner.windows.iter().take(windows).map(of).sum();
+        let after = inner.windows.iter().skip(windows).map(of).sum();
+        (during, after)
     }
 
     /// Live figures for the progress line: (accepted, delivered, errors, send p99 ms of the last full window).

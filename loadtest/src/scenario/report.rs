@@ -23,8 +23,13 @@ pub struct Report {
     pub commit: String,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub seconds: f64,
+    /// Over the run's own windows.
     pub accepted_per_second: f64,
+    /// Sends acknowledged after the run ended (a saturated run's backlog).
+    pub accepted_after_run: u64,
     pub deliveries_per_second: f64,
+    /// Projection-lag samples skipped because 20 probes were in flight.
+    pub lag_unsampled: u64,
     pub typing_frames: u64,
     /// How long the projectors needed after the run to apply everything.
     pub projector_catch_up_seconds: f64,
@@ -146,12 +151,15 @@ pub fn markdown(report: &Report) -> String {
     text.push_str(&table(&report.totals));
     let _ = writeln!(
         text,
-        "\nThroughput: **{:.0} msg/s accepted**, {:.0} deliveries/s, {} typing frames; the projectors caught up {:.1} s \
-         after the run.",
+        "\nThroughput during the run: **{:.0} msg/s accepted** ({} more acknowledged after it), {:.0} deliveries/s, {} \
+         typing frames; the projectors caught up {:.1} s after the run; {} projection-lag samples skipped (20 probes \
+         in flight).",
         report.accepted_per_second,
+        report.accepted_after_run,
         report.deliveries_per_second,
         report.typing_frames,
-        report.projector_catch_up_seconds
+        report.projector_catch_up_seconds,
+        report.lag_unsampled
     );
     if !report.kills.is_empty() {
         let kills: Vec<String> =
@@ -176,15 +184,17 @@ pub fn markdown(report: &Report) -> String {
     let verdict = &report.verdict;
     let _ = writeln!(
         text,
-        "\nCorrectness: **{} violations**. {} deliveries owed to {} socket chains ({} resumed on another node, {} \
-         ended by resync), {} received; missing {}, duplicated {}, out of order {}, unexpected {}, stalled {}; {} \
+        "\nCorrectness: **{} violations**. {} deliveries owed to {} socket chains ({} resumed, {} of them on another \
+         node; {} ended by resync; {} users without a live socket), {} received; missing {}, duplicated {}, out of order {}, unexpected {}, stalled {}; {} \
          acknowledged sends, {} lost; {} messages in history, {} duplicate ids; sync = history for {} users ({} \
          mismatches).",
         verdict.violations(),
         verdict.deliveries_expected,
         verdict.chains,
         verdict.chains_resumed,
+        verdict.chains_moved,
         verdict.chains_resynced,
+        verdict.users_without_stream,
         verdict.deliveries_received,
         verdict.missing,
         verdict.duplicates,

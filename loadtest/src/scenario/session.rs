@@ -56,6 +56,8 @@ pub struct Chain {
     pub end: Offsets,
     pub receipts: Vec<Receipt>,
     pub resumes: u32,
+    /// Resumes on another node than the previous connection's (failover).
+    pub moved: u32,
     /// Ended by a `resync` frame.
     pub resynced: bool,
     /// Did not reach the log's end while draining.
@@ -172,7 +174,8 @@ async fn connect(shared: &Shared, user: usize, node: usize, token: Option<&str>)
     let result = tokio::time::timeout(Duration::from_secs(15), connecting).await.unwrap_or(Err("timeout".to_owned()));
     match &result {
         Ok(_) => shared.metrics.latency(CONNECT, began.elapsed()),
-        Err(error) => shared.metrics.error(CONNECT, error.split(':').next().unwrap_or("connect").to_owned()),
+        // The error's kind, without the parts that vary (ids, tokens).
+        Err(error) => shared.metrics.error(CONNECT, error.chars().take(60).collect()),
     }
     result
 }
@@ -197,6 +200,7 @@ pub async fn run(
     let mut token: Option<String> = None;
     let mut failures = 0_u32;
     let mut state = stop.borrow().clone();
+    let mut last_node: Option<usize> = None;
     'connections: loop {
         // A drain or leave that arrived while reconnecting.
         if stop.has_changed().unwrap_or(false) {
@@ -247,9 +251,11 @@ pub async fn run(
             }
         };
         failures = 0;
+        let previous_node = last_node.replace(node);
         match chain.as_mut() {
             Some(chain) => {
                 chain.resumes += 1;
+                chain.moved += u32::from(previous_node != Some(node));
                 shared.metrics.count(Count::Reconnects, 1);
             }
             None => {
@@ -264,6 +270,7 @@ pub async fn run(
                     start,
                     receipts: Vec::new(),
                     resumes: 0,
+                    moved: 0,
                     resynced: false,
                     stalled: false,
                 });

@@ -28,6 +28,10 @@ pub struct Verdict {
     pub acknowledged_sends: usize,
     pub chains: usize,
     pub chains_resumed: usize,
+    /// Chains that resumed on another node (failover), not only on the same one.
+    pub chains_moved: usize,
+    /// Users who were connected but whose socket never delivered a `connected` frame.
+    pub users_without_stream: usize,
     pub chains_resynced: usize,
     pub deliveries_expected: u64,
     pub deliveries_received: u64,
@@ -54,6 +58,7 @@ impl Verdict {
             + self.lost_sends as u64
             + self.duplicate_message_ids as u64
             + self.sync_mismatches as u64
+            + self.users_without_stream as u64
     }
 
     fn example(&mut self, text: String) {
@@ -77,6 +82,8 @@ pub struct Evidence<'a> {
     pub syncs: &'a [(usize, Vec<LoggedEvent>)],
     /// Channel ids, to read sync events.
     pub channel_ids: &'a [String],
+    /// Users `[0, connected_users)` were connected at some point; each must have a chain.
+    pub connected_users: usize,
 }
 
 pub fn judge(evidence: &Evidence<'_>) -> Verdict {
@@ -110,8 +117,14 @@ pub fn judge(evidence: &Evidence<'_>) -> Verdict {
         messages.sort_unstable();
     }
     verdict.chains = evidence.chains.len();
+    let streamed: HashSet<usize> = evidence.chains.iter().map(|chain| chain.user).collect();
+    for user in (0..evidence.connected_users).filter(|user| !streamed.contains(user)) {
+        verdict.users_without_stream += 1;
+        verdict.example(format!("user {user} never got a live socket"));
+    }
     for chain in evidence.chains {
         verdict.chains_resumed += usize::from(chain.resumes > 0);
+        verdict.chains_moved += usize::from(chain.moved > 0);
         verdict.chains_resynced += usize::from(chain.resynced);
         if chain.stalled {
             verdict.stalled_chains += 1;
@@ -283,6 +296,7 @@ mod tests {
             end: Offsets::from([(0, end)]),
             receipts,
             resumes: 0,
+            moved: 0,
             resynced: false,
             stalled: false,
         }
@@ -316,6 +330,7 @@ mod tests {
                     chains,
                     syncs,
                     channel_ids: &channel_ids,
+                    connected_users: 1,
                 })
             };
         let all: Vec<Receipt> = ids.iter().enumerate().map(|(i, id)| receipt(*id, 10 + i as i64)).collect();
@@ -327,6 +342,8 @@ mod tests {
         let late = judge_with(&[chain(all[2..].to_vec(), 12, 14)], &syncs, &acknowledged);
         assert_eq!(late.violations(), 0, "{late:?}");
 
+        // A connected user without any stream.
+        assert_eq!(judge_with(&[], &syncs, &acknowledged).users_without_stream, 1);
         let missing = judge_with(&[chain(all[..3].to_vec(), 0, 14)], &syncs, &acknowledged);
         assert_eq!(missing.missing, 1);
         let mut twice = all.clone();

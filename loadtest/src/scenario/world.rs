@@ -232,7 +232,7 @@ impl World {
                 let (plans, created, world) = (Arc::clone(&plans), Arc::clone(&created), Arc::clone(&world));
                 async move {
                     let Some((kind, members)) = plans.get(index) else { return Ok(()) };
-                    let id = world.create(index, *kind, members).await?;
+                    let id = world.create_retrying(index, *kind, members).await?;
                     created.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(id);
                     Ok(())
                 }
@@ -292,7 +292,22 @@ impl WorldRef {
         }
     }
 
-    async fn create(&self, index: usize, kind: Kind, members: &[usize]) -> Result<ChannelId, String> {
+    /// [`WorldRef::create`], retried on a `503`/`429` as a client does (a busy machine's pool can refuse).
+    async fn create_retrying(&self, index: usize, kind: Kind, members: &[usize]) -> Result<ChannelId, String> {
+        let mut attempt = 0;
+        loop {
+            match self.create(index, kind, members).await {
+                Err((true, _)) if attempt < 8 => {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
+                    attempt += 1;
+                }
+                result => return result.map_err(|(_, error)| error),
+            }
+        }
+    }
+
+    /// Creates one channel; an error says whether it is worth retrying.
+    async fn create(&self, index: usize, kind: Kind, members: &[usize]) -> Result<ChannelId, (bool, String)> {
         let member = |user: usize| NewMember { user_id: self.users[user].clone(), role: None };
         let result = match kind {
             // A DM is what one user opens with another.
@@ -311,13 +326,13 @@ impl WorldRef {
                 let (prefix, channel_type) =
                     if kind == Kind::Group { ("g", ChannelType::Group) } else { ("pub", ChannelType::Public) };
                 let request = CreateChannel {
-                    channel_id: Some(format!("{prefix}-{index}").parse().map_err(|error| format!("{error}"))?),
+                    channel_id: Some(format!("{prefix}-{index}").parse().map_err(|error| (false, format!("{error}")))?),
                     members: members.iter().map(|user| member(*user)).collect(),
                     ..CreateChannel::new(channel_type)
                 };
                 client.create_channel(&request).await
             }
         };
-        result.map(|accepted| accepted.channel_id).map_err(|error| error.to_string())
+        result.map(|accepted| accepted.channel_id).map_err(|error| (error.is_retriable(), error.to_string()))
     }
 }
