@@ -686,8 +686,8 @@ async fn kill_on_time(victims: Vec<(f64, Process)>, began: Instant, window: Dura
         tokio::time::sleep_until((began + window.mul_f64(share)).into()).await;
         // Its usage up to the kill (a dead process has no /proc entry).
         let before = process.pid().map(usage).unwrap_or_default();
-        process.kill().await;
         let at_seconds = began.elapsed().as_secs_f64();
+        process.kill().await;
         eprintln!("\nkilled {} (SIGKILL) at {at_seconds:.0} s", process.name);
         kills.push(Kill {
             process: process.name.clone(),
@@ -714,20 +714,21 @@ async fn ramp(run: Arc<Run>, mut sessions: Sessions, began: Instant, window: Dur
 async fn sample(run: Arc<Run>, pids: Vec<(String, u32)>, running: Arc<AtomicU64>) {
     let window = Duration::from_secs(run.scenario.window_secs);
     let Some(began) = run.metrics().began() else { return };
-    let mut previous: HashMap<u32, f64> = pids.iter().map(|(_, pid)| (*pid, usage(*pid).cpu_seconds)).collect();
-    let mut last = Instant::now();
+    // Per process: CPU seconds at its last good sample, and when (a failed /proc read is skipped, not zeroed).
+    let mut previous: HashMap<u32, (f64, Instant)> =
+        pids.iter().map(|(_, pid)| (*pid, (usage(*pid).cpu_seconds, Instant::now()))).collect();
     let mut tick = 1;
     while running.load(Ordering::Relaxed) == 1 {
         tokio::time::sleep_until((began + window * tick).into()).await;
-        // CPU over the time since the last sample (a busy machine wakes the sampler late).
-        let seconds = last.elapsed().as_secs_f64().max(0.001);
-        last = Instant::now();
         let mut processes = BTreeMap::new();
         for (name, pid) in &pids {
             let now = usage(*pid);
             if now.rss_mib > 0.0 {
-                let before = previous.insert(*pid, now.cpu_seconds).unwrap_or(now.cpu_seconds);
-                processes.insert(name.clone(), ((now.cpu_seconds - before) / seconds * 100.0, now.rss_mib));
+                let (cpu, at) = previous
+                    .insert(*pid, (now.cpu_seconds, Instant::now()))
+                    .unwrap_or((now.cpu_seconds, Instant::now()));
+                let seconds = at.elapsed().as_secs_f64().max(0.001);
+                processes.insert(name.clone(), ((now.cpu_seconds - cpu) / seconds * 100.0, now.rss_mib));
             }
         }
         let connected_users = run.world().connected.load(Ordering::Relaxed);
