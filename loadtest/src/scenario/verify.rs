@@ -132,9 +132,12 @@ pub fn judge(evidence: &Evidence<'_>) -> Verdict {
         }
         judge_chain(&mut verdict, chain, &evidence.memberships[chain.user], &held, &by_channel);
     }
+    // Channel index by id, built once for every checked user's sync.
+    let index_of: HashMap<&str, usize> =
+        evidence.channel_ids.iter().enumerate().map(|(index, id)| (id.as_str(), index)).collect();
     for (user, events) in evidence.syncs {
         verdict.sync_users_checked += 1;
-        judge_sync(&mut verdict, *user, events, evidence);
+        judge_sync(&mut verdict, *user, events, &index_of, evidence);
     }
     verdict
 }
@@ -215,9 +218,13 @@ fn judge_chain(
 }
 
 /// Folds sync's `message.sent`/`message.edited` events per channel and compares with history.
-fn judge_sync(verdict: &mut Verdict, user: usize, events: &[LoggedEvent], evidence: &Evidence<'_>) {
-    let index_of: HashMap<&str, usize> =
-        evidence.channel_ids.iter().enumerate().map(|(index, id)| (id.as_str(), index)).collect();
+fn judge_sync(
+    verdict: &mut Verdict,
+    user: usize,
+    events: &[LoggedEvent],
+    index_of: &HashMap<&str, usize>,
+    evidence: &Evidence<'_>,
+) {
     // Per channel: message ids in first-seen order, and each message's latest text.
     let mut order: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut texts: HashMap<String, String> = HashMap::new();
