@@ -172,6 +172,54 @@ mod tests {
         assert_eq!(config.get("linger.ms"), Some("20"));
     }
 
+    const MSK_SECRET_FILE: &str = "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\
+                                   \"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"chatsdk\"\n\
+                                   \"sasl.password\" = \"from-secrets-manager\"\n";
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Service {
+        kafka: KafkaConfig,
+    }
+
+    // librdkafka's property names have dots, which the environment layer would read as nesting: in
+    // production they come from the TOML file mounted from the secret (infra/k8s), as quoted keys.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures must return figment::Error
+    fn msk_properties_with_dotted_names_load_from_the_mounted_secret_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("secrets.toml", MSK_SECRET_FILE)?;
+            jail.set_env("CHATSDK_CONFIG", "secrets.toml");
+            jail.set_env("CHATSDK_KAFKA__BROKERS", "b-1.example:9096,b-2.example:9096");
+            let loaded: Service = crate::config::load(None).map_err(|error| figment::Error::from(error.to_string()))?;
+            assert_eq!(loaded.kafka.brokers, "b-1.example:9096,b-2.example:9096");
+            let config = loaded.kafka.producer_config("test");
+            assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+            assert_eq!(config.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+            assert_eq!(config.get("sasl.password"), Some("from-secrets-manager"));
+            Ok(())
+        });
+    }
+
+    // MSK takes TLS only, with SASL/SCRAM: librdkafka refuses such a client at creation when it was built
+    // without OpenSSL ("OpenSSL not available at build time").
+    #[test]
+    fn clients_for_msk_scram_over_tls_can_be_created() {
+        let mut kafka = KafkaConfig::default();
+        for (key, value) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "chatsdk"),
+            ("sasl.password", "secret"),
+        ] {
+            kafka.properties.insert(key.to_owned(), value.to_owned());
+        }
+        let producer = kafka.producer("test");
+        assert!(producer.is_ok(), "{:?}", producer.err());
+        let consumer: Result<BaseConsumer, _> = kafka.consumer_config("test", Some("group")).create();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+
     #[test]
     fn consumers_never_auto_commit() {
         let config = KafkaConfig::default().consumer_config("test", Some("group"));

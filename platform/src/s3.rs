@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
@@ -18,6 +20,8 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub region: String,
     pub bucket: String,
+    /// Static credentials; both unset means AWS's default chain (environment, IRSA web identity on EKS,
+    /// EKS Pod Identity or ECS, instance metadata).
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Secret>,
     /// Path-style URLs (`endpoint/bucket/key`), required by most local S3 servers.
@@ -66,7 +70,10 @@ impl S3Config {
                     "chatsdk-config",
                 ));
             }
-            (None, None) => {}
+            (None, None) => {
+                builder = builder
+                    .credentials_provider(SharedCredentialsProvider::new(DefaultChain::new(self.region.clone())));
+            }
             _ => anyhow::bail!("s3.access_key_id and s3.secret_access_key must be set together"),
         }
         Ok(aws_sdk_s3::Client::from_conf(builder.build()))
@@ -81,6 +88,35 @@ impl S3Config {
                 request.send().await.map_err(aws_sdk_s3::Error::from).context("HeadBucket")?;
                 Ok(())
             }
+        })
+    }
+}
+
+/// AWS's default credential chain, built on first use: building it is async and [`S3Config::client`] is not.
+/// The SDK caches what it returns and asks again before expiry (web identity credentials last an hour).
+#[derive(Debug)]
+struct DefaultChain {
+    region: String,
+    chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
+}
+
+impl DefaultChain {
+    fn new(region: String) -> Self {
+        Self { region, chain: tokio::sync::OnceCell::new() }
+    }
+}
+
+impl ProvideCredentials for DefaultChain {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| DefaultCredentialsChain::builder().region(Region::new(self.region.clone())).build())
+                .await;
+            chain.provide_credentials().await
         })
     }
 }
