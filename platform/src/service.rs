@@ -39,6 +39,7 @@ pub async fn main<S: Service>() -> ExitCode {
         }
     };
     telemetry::init(S::log_config(&config));
+    raise_open_file_limit();
     metrics::describe_service(S::NAME);
     let application = match S::build(config).await {
         Ok(application) => application,
@@ -57,6 +58,15 @@ pub async fn main<S: Service>() -> ExitCode {
             tracing::error!(error = format!("{error:#}"), "service failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: every WebSocket (and pooled connection) is a file, and
+/// container runtimes start processes with a soft limit as low as 1,024 (Go's runtime does the same at start).
+pub fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
+        Err(error) => tracing::warn!(error = %error, "could not raise the open-file limit"),
     }
 }
 
@@ -84,5 +94,20 @@ impl HttpService {
 
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         server::serve(self.listener, self.router, shutdown, self.drain).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rlimit::Resource;
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let (_, hard) = Resource::NOFILE.get().expect("getrlimit");
+        // Start from a low soft limit, as a container runtime may hand it to us.
+        Resource::NOFILE.set(256.min(hard), hard).expect("lowering the soft limit");
+        super::raise_open_file_limit();
+        let (soft, _) = Resource::NOFILE.get().expect("getrlimit");
+        assert_eq!(soft, hard);
     }
 }
