@@ -23,6 +23,10 @@ use crate::api::{
 use crate::position::{Position, SessionPosition};
 use crate::views::{ChannelPage, ChannelView, MemberPage, MessageDetail, MessagePage, SearchResults, SyncPage};
 
+/// Sent with every request: it names the client in logs, and load balancers' bot rules (AWS WAF's
+/// `NoUserAgent_HEADER`) refuse requests without one.
+pub const USER_AGENT: &str = concat!("chatsdk-client/", env!("CARGO_PKG_VERSION"));
+
 /// Who is calling.
 #[derive(Clone)]
 pub enum Credentials {
@@ -297,7 +301,12 @@ impl Client {
 
     /// The service's OpenAPI document.
     pub async fn openapi(&self) -> Result<Value, ClientError> {
-        let response = self.http.get(format!("{}/v1/openapi.json", self.base_url)).send().await?;
+        let response = self
+            .http
+            .get(format!("{}/v1/openapi.json", self.base_url))
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .send()
+            .await?;
         parse(response).await
     }
 
@@ -376,6 +385,7 @@ impl Client {
     }
 
     fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        let request = request.header(reqwest::header::USER_AGENT, USER_AGENT);
         match &self.credentials {
             Credentials::User { api_key, token } => request.header("x-api-key", api_key).bearer_auth(token),
             Credentials::Server { api_key, api_secret } => request.header(
@@ -390,6 +400,7 @@ impl Client {
 pub async fn create_app(base_url: &str, admin_token: &str, app_id: &AppId) -> Result<AppCredentials, ClientError> {
     let response = reqwest::Client::new()
         .post(format!("{}/v1/admin/apps", base_url.trim_end_matches('/')))
+        .header(reqwest::header::USER_AGENT, USER_AGENT)
         .bearer_auth(admin_token)
         .json(&CreateApp { app_id: app_id.clone() })
         .send()
@@ -444,6 +455,17 @@ fn percent_encode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_request_names_the_client() {
+        let credentials = Credentials::User { api_key: "key".to_owned(), token: "token".to_owned() };
+        // A caller's own reqwest::Client (with_http) has no user agent of ours: the request still carries it.
+        let client = Client::with_http(reqwest::Client::new(), "http://127.0.0.1:1", credentials);
+        let request = client.authorized(client.http.get("http://127.0.0.1:1/v1/channels")).build().expect("a request");
+        let agent = request.headers().get(reqwest::header::USER_AGENT).and_then(|value| value.to_str().ok());
+        assert_eq!(agent, Some(USER_AGENT));
+        assert!(USER_AGENT.starts_with("chatsdk-client/"));
+    }
 
     #[test]
     fn emoji_path_segments_are_percent_encoded() {
