@@ -7,11 +7,15 @@ use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, IdentityCache, Region, SharedCredentialsProvider};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::ops::Probe;
+
+/// How long before expiry temporary credentials are renewed: presigned URLs (5-minute uploads, 1-minute
+/// downloads by default) signed with them stay valid for their whole stated life when they live at most this long.
+pub const TEMPORARY_CREDENTIALS_MARGIN: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,8 +75,12 @@ impl S3Config {
                 ));
             }
             (None, None) => {
+                // Temporary credentials (IRSA's last an hour) also bound the presigned URLs signed with them: renew
+                // them well before expiry (the SDK's default is 10-15 s), so a URL handed out now is not cut short
+                // by its credentials expiring first. URLs living longer than this margin still can be.
                 builder = builder
-                    .credentials_provider(SharedCredentialsProvider::new(DefaultChain::new(self.region.clone())));
+                    .credentials_provider(SharedCredentialsProvider::new(DefaultChain::new(self.region.clone())))
+                    .identity_cache(IdentityCache::lazy().buffer_time(TEMPORARY_CREDENTIALS_MARGIN).build());
             }
             _ => anyhow::bail!("s3.access_key_id and s3.secret_access_key must be set together"),
         }

@@ -70,7 +70,9 @@ async fn connects_over_tls_and_verifies_the_server_certificate_when_asked() {
     }
 
     // Verification is real: the system's public CAs did not sign the stack's certificate.
-    let untrusted = with("sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt").pool().unwrap();
+    let public_cas = "/etc/ssl/certs/ca-certificates.crt";
+    assert!(std::path::Path::new(public_cas).is_file(), "{public_cas} missing (package ca-certificates)");
+    let untrusted = with(&format!("sslmode=verify-full&sslrootcert={public_cas}")).pool().unwrap();
     let refused = sqlx::query_scalar::<_, bool>(uses_tls).fetch_one(&untrusted).await;
     assert!(refused.is_err(), "a certificate no trusted CA signed was accepted");
 }
