@@ -1,3 +1,5 @@
+# What an operator sets per deployment (terraform.tfvars). The sizes are in main.tf (module "chatsdk").
+
 # ---- placement and naming ------------------------------------------------------------------------------------
 
 variable "aws_region" {
@@ -16,7 +18,7 @@ variable "tags" {
   default     = {}
 }
 
-# ---- public edge ---------------------------------------------------------------------------------------------
+# ---- public edge and access ----------------------------------------------------------------------------------
 
 variable "public_host" {
   type        = string
@@ -33,122 +35,12 @@ variable "allowed_origins" {
   description = "Exact browser origins of the apps allowed by the uploads bucket's CORS (no wildcard)."
 }
 
-variable "waf_rate_limit_per_5_minutes" {
-  type        = number
-  description = "Requests per client IP per 5 minutes before WAF blocks it."
-  default     = 3000
-}
-
-# ---- network and cluster -------------------------------------------------------------------------------------
-
-variable "vpc_cidr" {
-  type        = string
-  description = "CIDR of the VPC (/16 or larger)."
-  default     = "10.20.0.0/16"
-}
-
-variable "nat_gateway_per_az" {
-  type        = bool
-  description = "One NAT gateway per AZ (prod: an AZ outage does not cut egress elsewhere)."
-  default     = true
-}
-
-variable "kubernetes_version" {
-  type        = string
-  description = "EKS Kubernetes version."
-  default     = "1.33"
-}
-
-variable "cluster_endpoint_public_access" {
-  type        = bool
-  description = "Expose the Kubernetes API publicly (limited to cluster_public_access_cidrs)."
-  default     = false
-}
-
-variable "cluster_public_access_cidrs" {
-  type        = list(string)
-  description = "CIDRs allowed to the public Kubernetes API endpoint, when enabled."
-  default     = []
-}
-
 variable "cluster_admin_principal_arns" {
   type        = list(string)
   description = "IAM principals given cluster-admin via EKS access entries; include the role that runs terraform (the creator gets no implicit entry)."
 }
 
-variable "on_demand_instance_types" {
-  type        = list(string)
-  description = "Instance types of the on-demand node group."
-  default     = ["m6i.xlarge"]
-}
-
-variable "on_demand_min_size" {
-  type        = number
-  description = "Minimum on-demand nodes per AZ; at least one per AZ keeps the baseline (projectors, registry, PgBouncer) off spot."
-  default     = 1
-}
-
-variable "on_demand_desired_size" {
-  type        = number
-  description = "Initial on-demand nodes per AZ (later owned by cluster-autoscaler)."
-  default     = 1
-}
-
-variable "on_demand_max_size" {
-  type        = number
-  description = "Maximum on-demand nodes per AZ."
-  default     = 2
-}
-
-variable "spot_enabled" {
-  type        = bool
-  description = "Create the spot node group."
-  default     = true
-}
-
-variable "spot_instance_types" {
-  type        = list(string)
-  description = "Instance types of the spot node group (several, so a single spot pool shortage is tolerated)."
-  default     = ["m6i.xlarge", "m6a.xlarge", "m5.xlarge", "m5a.xlarge"]
-}
-
-variable "spot_min_size" {
-  type        = number
-  description = "Minimum spot nodes per AZ."
-  default     = 0
-}
-
-variable "spot_desired_size" {
-  type        = number
-  description = "Initial spot nodes per AZ (later owned by cluster-autoscaler)."
-  default     = 0
-}
-
-variable "spot_max_size" {
-  type        = number
-  description = "Maximum spot nodes per AZ."
-  default     = 7
-}
-
-# ---- data stores ---------------------------------------------------------------------------------------------
-
-variable "kafka_broker_instance_type" {
-  type        = string
-  description = "MSK broker instance type."
-  default     = "kafka.m7g.large"
-}
-
-variable "kafka_broker_volume_size_gib" {
-  type        = number
-  description = "Initial EBS volume per broker in GiB (auto-scaled afterwards)."
-  default     = 500
-}
-
-variable "kafka_broker_volume_max_size_gib" {
-  type        = number
-  description = "Storage auto-scaling ceiling per broker in GiB."
-  default     = 4000
-}
+# ---- topics (stage 2 creates them from this root's outputs; k8s_values reports channel_events_partitions) -----
 
 variable "channel_events_partitions" {
   type        = number
@@ -160,119 +52,4 @@ variable "ephemeral_partitions" {
   type        = number
   description = "Partitions of chatsdk.ephemeral.v1. Fixed for the topic's life: changing it moves channels to other partitions; scaling past it is a migration to a new topic."
   default     = 12
-}
-
-variable "database_instance_class" {
-  type        = string
-  description = "RDS instance class."
-  default     = "db.r6g.large"
-}
-
-variable "database_allocated_storage_gib" {
-  type        = number
-  description = "Initial RDS storage in GiB."
-  default     = 200
-}
-
-variable "database_max_allocated_storage_gib" {
-  type        = number
-  description = "RDS storage auto-scaling ceiling in GiB."
-  default     = 2000
-}
-
-variable "database_backup_retention_days" {
-  type        = number
-  description = "Days of RDS automated backups."
-  default     = 14
-}
-
-variable "uploads_versioning_enabled" {
-  type        = bool
-  description = "Keep previous versions of uploaded objects."
-  default     = true
-}
-
-variable "uploads_noncurrent_version_expiration_days" {
-  type        = number
-  description = "Days before noncurrent upload versions are deleted."
-  default     = 30
-}
-
-variable "ecr_repository_namespace" {
-  type        = string
-  description = "ECR namespace of the images (<namespace>/command-api…); one per environment, so environments sharing an account do not collide (empty: bare names)."
-  default     = "chatsdk-prod"
-}
-
-# ---- workload sizing (passed to infra/k8s through k8s_values) ------------------------------------------------
-
-variable "command_api_min_replicas" {
-  type        = number
-  description = "Minimum command-api replicas (HPA)."
-  default     = 3
-}
-
-variable "command_api_max_replicas" {
-  type        = number
-  description = "Maximum command-api replicas (HPA)."
-  default     = 12
-
-  validation {
-    condition     = var.command_api_max_replicas >= var.command_api_min_replicas
-    error_message = "command_api_max_replicas must be >= command_api_min_replicas."
-  }
-}
-
-variable "query_api_min_replicas" {
-  type        = number
-  description = "Minimum query-api replicas (HPA)."
-  default     = 3
-}
-
-variable "query_api_max_replicas" {
-  type        = number
-  description = "Maximum query-api replicas (HPA)."
-  default     = 12
-
-  validation {
-    condition     = var.query_api_max_replicas >= var.query_api_min_replicas
-    error_message = "query_api_max_replicas must be >= query_api_min_replicas."
-  }
-}
-
-variable "projector_replicas" {
-  type        = number
-  description = "Projector replicas (one consumer-group member each); more than the partition count would sit idle."
-  default     = 3
-
-  validation {
-    condition     = var.projector_replicas >= 1 && var.projector_replicas <= var.channel_events_partitions
-    error_message = "projector_replicas must be between 1 and channel_events_partitions."
-  }
-}
-
-# ---- stage 2 -------------------------------------------------------------------------------------------------
-
-variable "stage2_enabled" {
-  type        = bool
-  description = "Apply stage 2 (Kafka topics, PostgreSQL roles and databases). Needs network access to MSK and RDS: run from inside the VPC."
-  default     = false
-}
-
-variable "stage2_database_host" {
-  type        = string
-  description = "Host the postgresql provider dials instead of the RDS address, e.g. 127.0.0.1 behind an SSM port forward (empty: RDS address)."
-  default     = ""
-}
-
-variable "stage2_database_port" {
-  type        = number
-  description = "Port the postgresql provider dials (5432, or the local port of an SSM port forward)."
-  default     = 5432
-}
-
-variable "kafka_tiered_storage" {
-  type        = bool
-  description = "MSK tiered storage for the unlimited event log (a week on broker disks, the rest in the tier). Needs kafka.m5/m7g brokers."
-  default     = true
 }

@@ -11,14 +11,6 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.7"
     }
-    kafka = {
-      source  = "Mongey/kafka"
-      version = "~> 0.13"
-    }
-    postgresql = {
-      source  = "cyrilgdn/postgresql"
-      version = "~> 1.25"
-    }
   }
 
   # Partial configuration: terraform init -backend-config="bucket=…" -backend-config="key=chatsdk/staging.tfstate"

@@ -65,17 +65,85 @@ resource "aws_wafv2_web_acl" "this" {
       block {}
     }
 
+    # Counts and limits only requests without server credentials (Authorization: Basic <api key:api secret>): app
+    # backends call from a few IPs (or one office NAT) at high rates; the service authenticates them by the app
+    # secret and limits them per app itself (429). Browsers and mobile clients send Bearer tokens or nothing.
     statement {
       rate_based_statement {
         limit                 = var.rate_limit_per_5_minutes
         aggregate_key_type    = "IP"
         evaluation_window_sec = 300
+
+        scope_down_statement {
+          not_statement {
+            statement {
+              byte_match_statement {
+                search_string         = "basic " # the scheme is case-insensitive: compared after LOWERCASE
+                positional_constraint = "STARTS_WITH"
+
+                field_to_match {
+                  single_header {
+                    name = "authorization"
+                  }
+                }
+
+                text_transformation {
+                  priority = 0
+                  type     = "LOWERCASE"
+                }
+              }
+            }
+          }
+        }
       }
     }
 
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${local.name}-rate-limit"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  # Server-credential requests get a per-IP ceiling of their own, far above any app backend's rate: a forged
+  # "Authorization: Basic" header must not buy an unlimited rate of API-key lookups.
+  rule {
+    name     = "rate-limit-per-ip-server-credentials"
+    priority = 10
+
+    action {
+      block {}
+    }
+
+    statement {
+      rate_based_statement {
+        limit                 = var.server_rate_limit_per_5_minutes
+        aggregate_key_type    = "IP"
+        evaluation_window_sec = 300
+
+        scope_down_statement {
+          byte_match_statement {
+            search_string         = "basic "
+            positional_constraint = "STARTS_WITH"
+
+            field_to_match {
+              single_header {
+                name = "authorization"
+              }
+            }
+
+            text_transformation {
+              priority = 0
+              type     = "LOWERCASE"
+            }
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-rate-limit-server"
       sampled_requests_enabled   = true
     }
   }

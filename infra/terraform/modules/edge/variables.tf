@@ -15,7 +15,7 @@ variable "hosted_zone_id" {
 
 variable "rate_limit_per_5_minutes" {
   type        = number
-  description = "Requests per client IP in any 5-minute window before WAF blocks that IP."
+  description = "Requests per client IP in any 5-minute window before WAF blocks that IP; requests with server credentials (Authorization: Basic) are not counted."
   default     = 2000
 
   validation {
@@ -48,4 +48,10 @@ variable "log_retention_days" {
     condition     = var.log_retention_days >= 365
     error_message = "WAF logs are kept at least 365 days."
   }
+}
+
+variable "server_rate_limit_per_5_minutes" {
+  type        = number
+  description = "Requests with server credentials (Authorization: Basic) per client IP per 5 minutes before WAF blocks them; far above an app backend's rate (the service limits per app itself)."
+  default     = 300000
 }

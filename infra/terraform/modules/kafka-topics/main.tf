@@ -1,6 +1,6 @@
-# STAGE 2. Applied with -var stage2_enabled=true from a network that reaches the brokers in the private subnets
-# (a CI runner inside the VPC carrying the EKS cluster security group, e.g. a runner pod in the cluster); the
-# brokers admit nobody else. Stage 1 (everything else) can run from anywhere.
+# STAGE 2 (environments/<env>/stage2, through modules/chatsdk-data). Applied from a network that reaches the
+# brokers in the private subnets (a CI runner inside the VPC carrying the EKS cluster security group, e.g. a runner
+# pod in the cluster); the brokers admit nobody else. Stage 1 (everything else) can run from anywhere.
 
 locals {
   # RF 3 over 3 AZs with min.insync.replicas 2: acks=all survives one broker/AZ down without losing a write.
