@@ -3,7 +3,7 @@
 
 Per-core figures are what `loadtest` measured (docs/benchmarks.md, loadtest-results/*/report.json: each service's
 CPU seconds over the run divided by the run's length, at the run's accepted rates); prices are AWS us-east-1
-on-demand list prices. Run: python3 infra/capacity/model.py [--markdown]
+on-demand list prices. Run: python3 infra/capacity/model.py (prints Markdown tables)
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ HOURS_PER_MONTH = 730
 
 # --- measured (2 shared cores; the load generator, Kafka, PostgreSQL and the services on the same machine) ------
 # command-api: commands/s per core. rate-1000-small: 575 cmds/s at 0.336 cores (1,711); heavy 10k: 579 at 0.214
-# (2,705); rate-1000: 741 at 0.209 (3,547). The lowest is used.
+# (2,705); rate-1000: 741 at 0.209 (3,547). The lowest is used. Excluded: rate-5000-small (261 at 0.472), a run
+# past the database pool's limit where most of the CPU went to requests answered 503 and retried.
 COMMANDS_PER_CORE = 1_700
 # projector: events/s per core beyond its idle cost. heavy 10k: 579 at 0.207 (2,797); rate-1000-small: 575 at
 # 0.174 (3,305); idle cost: steady's 28 events/s took 0.071-0.083 cores.
@@ -25,7 +26,7 @@ PROJECTOR_IDLE_CORES = 0.08
 # query-api: cores per 1,000 connected sockets (pings, heartbeats, presence; steady: 10,000 sockets at 17 msg/s
 # took 0.123-0.142 cores, all of it charged to the sockets here) and deliveries/s per core in the chat mix
 # (heavy 4k: 6,845 deliveries/s with 56 reads/s at 0.397 cores, less 4 x 0.014 for its sockets = 20,000/s;
-# pure fan-out measured 106,000-212,000/s per core, not used).
+# pure fan-out, query-bench: 106,000-126,000/s at 1.14 cores; rate-1000: 58,972/s at 0.304 cores; not used).
 QUERY_CORES_PER_1K_SOCKETS = 0.014
 DELIVERIES_PER_CORE = 20_000
 SOCKET_KIB = 11  # query-bench: RSS delta / sockets, three runs
@@ -114,10 +115,10 @@ def model(scale: Scale) -> dict:
     pg_cores_needed = commands / PG_COMMANDS_PER_CORE / TARGET_UTILISATION
     db = next((name for name, cores in DB_CORES.items() if cores >= pg_cores_needed), "db.r6g.8xlarge-maz")
     db_beyond = pg_cores_needed > 32
-    # Every query-api node tails every partition (realtime), as does each projector member its share: the brokers'
-    # egress is (query pods + 1 projector group + replication) x ingress; a broker carries a third of it.
+    # Every query-api node reads the whole log twice (the realtime tail and its embedded search replica), the
+    # projector group once: the brokers' egress is (2 x query pods + 1 + replication) x ingress, a third per broker.
     ingress_mb_s = commands * EVENT_BYTES / 1e6
-    broker_mb_s = (ingress_mb_s * (query_pods + 1) + 2 * ingress_mb_s) / 3
+    broker_mb_s = (ingress_mb_s * (2 * query_pods + 1) + 2 * ingress_mb_s) / 3
     broker = next((name for name, mb_s in BROKER_MB_S.items() if mb_s * BROKER_HEADROOM >= broker_mb_s),
                   "kafka.m7g.4xlarge")
     events_per_month = commands * DUTY_CYCLE * 3600 * HOURS_PER_MONTH
