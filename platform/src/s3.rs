@@ -13,9 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 use crate::ops::Probe;
 
-/// How long before expiry temporary credentials are renewed: presigned URLs (5-minute uploads, 1-minute
-/// downloads by default) signed with them stay valid for their whole stated life when they live at most this long.
-pub const TEMPORARY_CREDENTIALS_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// The SDK's identity cache renews temporary credentials between this margin and half of it before they expire
+/// (it jitters the stored expiry by up to half the buffer): presigned URLs signed with them (5-minute uploads,
+/// 1-minute downloads by default) keep their whole stated life when they live at most 15 minutes. The price: a
+/// failed renewal (an STS blip) fails S3 calls up to 15-30 minutes before the old credentials would have expired,
+/// not seconds before; renewal is retried on the next call.
+pub const TEMPORARY_CREDENTIALS_MARGIN: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,8 +79,8 @@ impl S3Config {
             }
             (None, None) => {
                 // Temporary credentials (IRSA's last an hour) also bound the presigned URLs signed with them: renew
-                // them well before expiry (the SDK's default is 10-15 s), so a URL handed out now is not cut short
-                // by its credentials expiring first. URLs living longer than this margin still can be.
+                // them well before expiry (the SDK's default is 5-10 s), so a URL handed out now is not cut short by
+                // its credentials expiring first.
                 builder = builder
                     .credentials_provider(SharedCredentialsProvider::new(DefaultChain::new(self.region.clone())))
                     .identity_cache(IdentityCache::lazy().buffer_time(TEMPORARY_CREDENTIALS_MARGIN).build());

@@ -40,7 +40,7 @@ module "chatsdk" {
   spot_instance_types      = ["m6i.xlarge", "m6a.xlarge", "m5.xlarge", "m5a.xlarge"]
   spot_max_size            = 7 # per AZ: with 2 on-demand per AZ up to 27 nodes, above the 1M-user column's 22
 
-  kafka_broker_instance_type       = "kafka.m7g.large" # enough up to 100,000 users (kafka.m7g.xlarge at 1M)
+  kafka_broker_instance_type       = "kafka.m7g.large" # enough up to 100,000 users (kafka.m7g.2xlarge at 1M, docs/capacity.md)
   kafka_broker_volume_size_gib     = 500               # per broker, initial; auto-scales up to the ceiling below
   kafka_broker_volume_max_size_gib = 4000
   kafka_enhanced_monitoring        = "PER_TOPIC_PER_PARTITION" # consumer lag per partition for the projector alerts
