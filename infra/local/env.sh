@@ -13,6 +13,8 @@ KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 # 3.0.x is the newest line that runs on Java 17 (Debian's JDK); 3.1+ needs Java 21.
 APICURIO_VERSION=${APICURIO_VERSION:-3.0.9}
 GARAGE_VERSION=${GARAGE_VERSION:-2.5.0}
+# The pooler of the production deployment (infra/k8s): the tests run sqlx through it in transaction mode.
+PGBOUNCER_VERSION=${PGBOUNCER_VERSION:-1.24.1}
 
 # Ports: all on 127.0.0.1, away from the usual defaults so a system service does not collide.
 KAFKA_PORT=${KAFKA_PORT:-19092}
@@ -61,5 +63,6 @@ export CHATSDK_KAFKA__PARTITIONS=$CHATSDK_PARTITIONS
 export CHATSDK_KAFKA_FAULT__LISTENER=127.0.0.1:$KAFKA_FAULT_PORT
 export CHATSDK_KAFKA_FAULT__PROXY=127.0.0.1:$KAFKA_FAULT_PROXY_PORT
 export CHATSDK_POSTGRES_TLS_CA=$CHATSDK_STATE_DIR/postgres-ca.crt
+export CHATSDK_PGBOUNCER_BIN=$CHATSDK_CACHE_DIR/tools/pgbouncer-$PGBOUNCER_VERSION/bin/pgbouncer
 EOF
 }
