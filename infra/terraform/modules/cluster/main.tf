@@ -1,38 +1,19 @@
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  name       = "chatsdk-${var.environment}"
-  partition  = data.aws_partition.current.partition
-  account_id = data.aws_caller_identity.current.account_id
+  name      = "chatsdk-${var.environment}"
+  partition = data.aws_partition.current.partition
   # Issuer without the scheme, as IRSA trust-policy condition keys spell it.
   oidc_issuer = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
 }
 
 # ---- envelope encryption of Kubernetes secrets ---------------------------------------------------------------
 
-resource "aws_kms_key" "eks" {
-  description             = "${local.name} EKS secrets envelope encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "kms" {
+  source = "../kms-key"
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-    ]
-  })
-}
-
-resource "aws_kms_alias" "eks" {
-  name          = "alias/${local.name}-eks"
-  target_key_id = aws_kms_key.eks.key_id
+  alias       = "${local.name}-eks"
+  description = "${local.name} EKS secrets envelope encryption"
 }
 
 # ---- control plane -------------------------------------------------------------------------------------------
@@ -68,7 +49,7 @@ resource "aws_iam_role_policy_attachment" "cluster" {
 data "aws_iam_policy_document" "cluster_kms" {
   statement {
     actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"]
-    resources = [aws_kms_key.eks.arn]
+    resources = [module.kms.arn]
   }
 }
 
@@ -104,7 +85,7 @@ resource "aws_eks_cluster" "this" {
     resources = ["secrets"]
 
     provider {
-      key_arn = aws_kms_key.eks.arn
+      key_arn = module.kms.arn
     }
   }
 

@@ -1,34 +1,13 @@
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-
 locals {
   name   = "chatsdk-${var.environment}"
   prefix = var.repository_namespace == "" ? "" : "${var.repository_namespace}/"
 }
 
-resource "aws_kms_key" "ecr" {
-  description             = "${local.name} ECR repositories"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "kms" {
+  source = "../kms-key"
 
-  # ECR decrypts layers for pullers through its own grant, so nodes need no KMS permission to pull.
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-    ]
-  })
-}
-
-resource "aws_kms_alias" "ecr" {
-  name          = "alias/${local.name}-ecr"
-  target_key_id = aws_kms_key.ecr.key_id
+  alias       = "${local.name}-ecr"
+  description = "${local.name} ECR repositories"
 }
 
 resource "aws_ecr_repository" "this" {
@@ -44,7 +23,7 @@ resource "aws_ecr_repository" "this" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.ecr.arn
+    kms_key         = module.kms.arn
   }
 }
 

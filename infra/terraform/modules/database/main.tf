@@ -1,4 +1,3 @@
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -10,28 +9,11 @@ locals {
 }
 
 # One CMK for storage, Performance Insights and the RDS-managed master secret.
-resource "aws_kms_key" "rds" {
-  description             = "${local.name} RDS PostgreSQL"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "kms" {
+  source = "../kms-key"
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-    ]
-  })
-}
-
-resource "aws_kms_alias" "rds" {
-  name          = "alias/${local.name}-rds"
-  target_key_id = aws_kms_key.rds.key_id
+  alias       = "${local.name}-rds"
+  description = "${local.name} RDS PostgreSQL"
 }
 
 # ---- network access ------------------------------------------------------------------------------------------
@@ -155,13 +137,13 @@ resource "aws_db_instance" "this" {
   # application roles; an initial database here would be owned by the master user.
   username                      = "chatsdk_admin"
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.rds.arn
+  master_user_secret_kms_key_id = module.kms.arn
 
   allocated_storage     = var.allocated_storage_gib
   max_allocated_storage = var.max_allocated_storage_gib
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.rds.arn
+  kms_key_id            = module.kms.arn
 
   multi_az               = true
   db_subnet_group_name   = aws_db_subnet_group.this.name
@@ -185,7 +167,7 @@ resource "aws_db_instance" "this" {
   apply_immediately          = false
 
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.rds.arn
+  performance_insights_kms_key_id       = module.kms.arn
   performance_insights_retention_period = var.performance_insights_retention_days
 
   monitoring_interval             = var.monitoring_interval

@@ -1,34 +1,14 @@
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-
 locals {
   name           = "chatsdk-${var.environment}"
   scram_user     = "chatsdk"
   sasl_scram_tls = 9096
 }
 
-resource "aws_kms_key" "msk" {
-  description             = "${local.name} MSK encryption at rest"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "kms" {
+  source = "../kms-key"
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-    ]
-  })
-}
-
-resource "aws_kms_alias" "msk" {
-  name          = "alias/${local.name}-msk"
-  target_key_id = aws_kms_key.msk.key_id
+  alias       = "${local.name}-msk"
+  description = "${local.name} MSK encryption at rest"
 }
 
 # ---- network access ------------------------------------------------------------------------------------------
@@ -127,7 +107,7 @@ resource "aws_msk_cluster" "this" {
   }
 
   encryption_info {
-    encryption_at_rest_kms_key_arn = aws_kms_key.msk.arn
+    encryption_at_rest_kms_key_arn = module.kms.arn
 
     encryption_in_transit {
       client_broker = "TLS"

@@ -12,46 +12,32 @@ locals {
   region     = data.aws_region.current.region
 }
 
-resource "aws_kms_key" "logs" {
-  description             = "${local.name} CloudWatch Logs encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "kms" {
+  source = "../kms-key"
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        # Delegates key administration to IAM policies of this account (the AWS default key policy).
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        # CloudWatch Logs encrypts on behalf of the log group; the condition limits it to this account's groups.
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action = [
-          "kms:Encrypt*",
-          "kms:Decrypt*",
-          "kms:ReEncrypt*",
-          "kms:GenerateDataKey*",
-          "kms:Describe*",
-        ]
-        Resource = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"
-          }
+  alias       = "${local.name}-logs"
+  description = "${local.name} CloudWatch Logs encryption"
+
+  additional_policy_statements = [
+    {
+      # CloudWatch Logs encrypts on behalf of the log group; the condition limits it to this account's groups.
+      Sid       = "CloudWatchLogs"
+      Effect    = "Allow"
+      Principal = { Service = "logs.${local.region}.amazonaws.com" }
+      Action = [
+        "kms:Encrypt*",
+        "kms:Decrypt*",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:Describe*",
+      ]
+      Resource = "*"
+      Condition = {
+        ArnLike = {
+          "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"
         }
-      },
-    ]
-  })
+      }
+    },
+  ]
 }
 
-resource "aws_kms_alias" "logs" {
-  name          = "alias/${local.name}-logs"
-  target_key_id = aws_kms_key.logs.key_id
-}

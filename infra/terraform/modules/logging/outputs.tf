@@ -1,4 +1,4 @@
 output "kms_key_arn" {
   description = "ARN of the CMK that encrypts the environment's CloudWatch log groups."
-  value       = aws_kms_key.logs.arn
+  value       = module.kms.arn
 }

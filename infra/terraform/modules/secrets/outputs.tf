@@ -1,6 +1,6 @@
 output "kms_key_arn" {
   description = "ARN of the CMK that encrypts the three ChatSDK secrets."
-  value       = aws_kms_key.secrets.arn
+  value       = module.kms.arn
 }
 
 output "admin_token_secret_name" {

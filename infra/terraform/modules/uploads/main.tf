@@ -1,5 +1,4 @@
 data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 
 locals {
   name           = "chatsdk-${var.environment}"
@@ -9,30 +8,11 @@ locals {
   log_prefix     = "s3/${local.uploads_bucket}/"
 }
 
-resource "aws_kms_key" "uploads" {
-  description             = "${local.name} uploads bucket"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
+module "kms" {
+  source = "../kms-key"
 
-  # Account-level delegation only: command-api/query-api get kms:GenerateDataKey/Decrypt through their IRSA
-  # policies (service-roles module), restricted to use via S3.
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-    ]
-  })
-}
-
-resource "aws_kms_alias" "uploads" {
-  name          = "alias/${local.name}-uploads"
-  target_key_id = aws_kms_key.uploads.key_id
+  alias       = "${local.name}-uploads"
+  description = "${local.name} uploads bucket"
 }
 
 # ---- uploads bucket ------------------------------------------------------------------------------------------
@@ -68,7 +48,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
 
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.uploads.arn
+      kms_master_key_id = module.kms.arn
     }
   }
 }

@@ -10,7 +10,7 @@ output "bucket_arn" {
 
 output "kms_key_arn" {
   description = "ARN of the CMK that encrypts the uploads bucket."
-  value       = aws_kms_key.uploads.arn
+  value       = module.kms.arn
 }
 
 output "access_log_bucket_name" {
